@@ -1,0 +1,175 @@
+"""Makes basicsr 1.4.2 (the registry's latest) work on today's PyTorch stack.
+
+Every fix here names the upstream problem it works around and is covered by a test in
+``tests/test_compat.py`` that shows the problem on the unpatched function. On a machine
+with CUDA, BasicSR's own code paths run unchanged; the CPU-only branches only take over
+where BasicSR would crash.
+
+``apply()`` is idempotent. ``basicsr_sgenet/__init__.py`` calls it before anything imports
+``basicsr``; the auto-load hook (``basicsr_sgenet/autoload.py``) calls it for BasicSR's
+stock entry points.
+"""
+import collections
+import functools
+import importlib
+import os
+import sys
+
+from basicsr_sgenet.errors import DependencyError
+
+_applied = False
+
+# The environment variables torchrun sets for every rank; ``--launcher pytorch`` needs them.
+TORCHRUN_ENV = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+
+
+def check_torch_stack():
+    """Import torch and torchvision, turning a broken install into one clear sentence."""
+    try:
+        import torch
+    except ImportError as err:
+        raise DependencyError(f'PyTorch is not importable ({err}). Install it first, e.g. '
+                              '`pip install -c constraints.txt torch torchvision`.') from None
+    try:
+        import torchvision  # noqa: F401
+    except (ImportError, RuntimeError) as err:
+        # Typical case: a CUDA torchvision wheel next to a CPU torch wheel fails with
+        # "operator torchvision::nms does not exist".
+        raise DependencyError(f'torchvision cannot be imported with torch {torch.__version__} ({err}). '
+                              'Install a torch/torchvision pair built for each other, e.g. '
+                              '`pip install -c constraints.txt torch torchvision`.') from None
+    return torch
+
+
+def alias_functional_tensor():
+    """basicsr/data/degradations.py imports ``torchvision.transforms.functional_tensor``,
+    which torchvision 0.17 renamed to ``_functional_tensor``: ``import basicsr`` fails.
+    Register the old name as an alias of the new module."""
+    old_name = 'torchvision.transforms.functional_tensor'
+    if old_name in sys.modules:
+        return
+    try:
+        importlib.import_module(old_name)
+    except ModuleNotFoundError:
+        sys.modules[old_name] = importlib.import_module('torchvision.transforms._functional_tensor')
+
+
+def allow_basicsr_states_in_weights_only_load():
+    """torch >= 2.6 loads with ``weights_only=True`` by default, which rejects the
+    ``collections.Counter`` that BasicSR's ``MultiStepRestartLR`` keeps in its state:
+    resuming such a run fails. Counter is a plain dict subclass, safe to allow."""
+    import torch
+    torch.serialization.add_safe_globals([collections.Counter])
+
+
+def _state_map_location():
+    """Where resumed training states go: BasicSR's choice (the current CUDA device) when
+    there is one, else the CPU."""
+    import torch
+    if torch.cuda.is_available():
+        device_id = torch.cuda.current_device()
+        return lambda storage, loc: storage.cuda(device_id)
+    return 'cpu'
+
+
+def load_resume_state(opt):
+    """Replacement for ``basicsr.train.load_resume_state``.
+
+    Upstream maps every tensor with ``storage.cuda(torch.cuda.current_device())``, so a
+    CPU-only machine cannot resume at all, and auto-resume picks the newest ``*.state``
+    even when it is half-written (a run killed while saving). Here: states go to the CUDA
+    device when there is one, else the CPU; auto-resume takes the newest state that loads
+    and whose network weights exist, warning about each one it skips.
+    """
+    from basicsr.utils import check_resume, get_root_logger
+
+    from basicsr_sgenet.resume import find_resumable_state, load_state_file
+
+    if opt['auto_resume']:
+        found = find_resumable_state(opt['path']['training_states'], opt['path']['models'], _state_map_location())
+        if found is None:
+            return None
+        state_path, resume_state = found
+        opt['path']['resume_state'] = state_path
+    elif opt['path'].get('resume_state'):
+        state_path = opt['path']['resume_state']
+        resume_state = load_state_file(state_path, _state_map_location())
+    else:
+        return None
+    get_root_logger().info(f'Resuming from {state_path}')
+    check_resume(opt, resume_state['iter'])
+    return resume_state
+
+
+def init_dist(launcher, backend='nccl', **kwargs):
+    """Replacement for ``basicsr.utils.options.init_dist``.
+
+    Upstream always calls ``torch.cuda.set_device(rank % torch.cuda.device_count())``, a
+    ZeroDivisionError on a CPU-only machine, and uses nccl, which needs GPUs. Without CUDA
+    this uses gloo; with CUDA it hands over to BasicSR. Either way, ``--launcher pytorch``
+    outside torchrun gets a clear error instead of ``KeyError: 'RANK'``.
+    """
+    import torch
+    import torch.distributed as dist
+
+    from basicsr.utils import dist_util
+
+    if launcher == 'pytorch':
+        missing = [name for name in TORCHRUN_ENV if name not in os.environ]
+        if missing:
+            raise RuntimeError(f'--launcher pytorch needs the environment torchrun sets up (missing: '
+                               f'{", ".join(missing)}). Start training with `torchrun --nproc_per_node=N '
+                               'basicsr_sgenet/train.py -opt ... --launcher pytorch`, or drop --launcher.')
+        if not torch.cuda.is_available():
+            if backend == 'nccl':
+                backend = 'gloo'
+            dist.init_process_group(backend=backend, **kwargs)
+            return
+    dist_util.init_dist(launcher, backend, **kwargs)
+
+
+def _model_to_device_without_cuda(original):
+    """Wraps ``BaseModel.model_to_device``: upstream builds DistributedDataParallel with
+    ``device_ids=[torch.cuda.current_device()]``, which fails without CUDA. CPU DDP (gloo)
+    takes no device ids."""
+
+    @functools.wraps(original)
+    def model_to_device(self, net):
+        import torch
+        from torch.nn.parallel import DistributedDataParallel
+        if not (self.opt['dist'] and not torch.cuda.is_available()):
+            return original(self, net)
+        net = net.to(self.device)
+        return DistributedDataParallel(net, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+
+    model_to_device.__sgenet_compat__ = True
+    return model_to_device
+
+
+def patch_basicsr():
+    """Install the replacements into the imported BasicSR modules."""
+    import basicsr.train
+    import basicsr.utils.options
+    from basicsr.models.base_model import BaseModel
+
+    basicsr.train.load_resume_state = load_resume_state
+    basicsr.utils.options.init_dist = init_dist
+    if not getattr(BaseModel.model_to_device, '__sgenet_compat__', False):
+        BaseModel.model_to_device = _model_to_device_without_cuda(BaseModel.model_to_device)
+
+
+def apply():
+    """Check the stack, then make ``import basicsr`` and its pipelines work on it."""
+    global _applied
+    if _applied:
+        return
+    check_torch_stack()
+    alias_functional_tensor()
+    allow_basicsr_states_in_weights_only_load()
+    try:
+        import basicsr  # noqa: F401
+    except ImportError as err:
+        raise DependencyError(f'basicsr cannot be imported ({err}). Install it with '
+                              '`pip install -c constraints.txt -e .` from the basicsr-sgenet checkout.') from None
+    patch_basicsr()
+    _applied = True
