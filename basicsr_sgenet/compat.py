@@ -9,15 +9,19 @@ where BasicSR would crash.
 ``basicsr``; the auto-load hook (``basicsr_sgenet/autoload.py``) calls it for BasicSR's
 stock entry points.
 """
-import collections
 import functools
 import importlib
 import os
 import sys
+import types
 
 from basicsr_sgenet.errors import DependencyError
 
 _applied = False
+
+# BasicSR's own functions that ``patch_basicsr`` replaced, by name: the tests call them to
+# show each upstream problem still exists (so each fix is still needed).
+UPSTREAM = {}
 
 # The environment variables torchrun sets for every rank; ``--launcher pytorch`` needs them.
 TORCHRUN_ENV = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
@@ -54,14 +58,6 @@ def alias_functional_tensor():
         sys.modules[old_name] = importlib.import_module('torchvision.transforms._functional_tensor')
 
 
-def allow_basicsr_states_in_weights_only_load():
-    """torch >= 2.6 loads with ``weights_only=True`` by default, which rejects the
-    ``collections.Counter`` that BasicSR's ``MultiStepRestartLR`` keeps in its state:
-    resuming such a run fails. Counter is a plain dict subclass, safe to allow."""
-    import torch
-    torch.serialization.add_safe_globals([collections.Counter])
-
-
 def _state_map_location():
     """Where resumed training states go: BasicSR's choice (the current CUDA device) when
     there is one, else the CPU."""
@@ -79,7 +75,9 @@ def load_resume_state(opt):
     CPU-only machine cannot resume at all, and auto-resume picks the newest ``*.state``
     even when it is half-written (a run killed while saving). Here: states go to the CUDA
     device when there is one, else the CPU; auto-resume takes the newest state that loads
-    and whose network weights exist, warning about each one it skips.
+    and whose network weights exist, warning about each one it skips. States load with an
+    explicit ``weights_only=True`` (torch >= 2.6's default; BasicSR's optimizer and
+    scheduler states, ``Counter`` milestones included, pass it on torch 2.14).
     """
     from basicsr.utils import check_resume, get_root_logger
 
@@ -142,8 +140,37 @@ def _model_to_device_without_cuda(original):
         net = net.to(self.device)
         return DistributedDataParallel(net, find_unused_parameters=self.opt.get('find_unused_parameters', False))
 
-    model_to_device.__sgenet_compat__ = True
     return model_to_device
+
+
+def atomic_torch_save(obj, f, *args, **kwargs):
+    """``torch.save`` that never leaves a half-written file under the final name: write a
+    temporary file beside it, flush it to disk, then rename (atomic on POSIX and Windows)."""
+    import torch
+    if not isinstance(f, (str, os.PathLike)):
+        return torch.save(obj, f, *args, **kwargs)
+    tmp_path = f'{os.fspath(f)}.tmp-{os.getpid()}'
+    try:
+        with open(tmp_path, 'wb') as tmp:
+            torch.save(obj, tmp, *args, **kwargs)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_path, f)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+class _TorchWithAtomicSave(types.ModuleType):
+    """Stands in for ``torch`` inside ``basicsr.models.base_model`` only. Upstream's
+    ``save_network`` / ``save_training_state`` call ``torch.save(obj, final_path)``, so a run
+    killed mid-write leaves a truncated newest checkpoint that auto-resume then picks."""
+
+    save = staticmethod(atomic_torch_save)
+
+    def __getattr__(self, name):
+        import torch
+        return getattr(torch, name)
 
 
 def patch_basicsr():
@@ -152,10 +179,16 @@ def patch_basicsr():
     import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
 
+    if UPSTREAM:
+        return
+    import basicsr.models.base_model as base_model_module
+
+    UPSTREAM.update(load_resume_state=basicsr.train.load_resume_state, init_dist=basicsr.utils.options.init_dist,
+                    model_to_device=BaseModel.model_to_device, base_model_torch=base_model_module.torch)
     basicsr.train.load_resume_state = load_resume_state
     basicsr.utils.options.init_dist = init_dist
-    if not getattr(BaseModel.model_to_device, '__sgenet_compat__', False):
-        BaseModel.model_to_device = _model_to_device_without_cuda(BaseModel.model_to_device)
+    BaseModel.model_to_device = _model_to_device_without_cuda(BaseModel.model_to_device)
+    base_model_module.torch = _TorchWithAtomicSave('torch')
 
 
 def apply():
@@ -165,7 +198,6 @@ def apply():
         return
     check_torch_stack()
     alias_functional_tensor()
-    allow_basicsr_states_in_weights_only_load()
     try:
         import basicsr  # noqa: F401
     except ImportError as err:

@@ -1,0 +1,42 @@
+"""Shared test set-up: the plugin is imported once (compat fixes, registration), and
+torch uses one thread so parallel test runs on a 2-core machine don't oversubscribe."""
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import basicsr_sgenet  # noqa: F401
+
+torch.set_num_threads(1)
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def python_env(**overrides):
+    """Environment for a child Python: the repository importable, one torch thread."""
+    env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=REPO_ROOT)
+    env.update(overrides)
+    return env
+
+
+def run_python(args, cwd=None, timeout=300, **env_overrides):
+    """Run ``python <args>`` and return the CompletedProcess (text output captured)."""
+    return subprocess.run([sys.executable] + list(args), cwd=cwd, env=python_env(**env_overrides), text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def torchrun_env(monkeypatch):
+    """A single-process torchrun environment on a free local port."""
+    for name, value in dict(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
+                            MASTER_PORT=str(free_port())).items():
+        monkeypatch.setenv(name, value)
