@@ -1,0 +1,163 @@
+"""SGENetModel: BasicSR's SRModel trained on SGENet's multiple supervised outputs."""
+import contextlib
+from collections import OrderedDict
+
+import torch
+
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+
+FINAL_KEY = 'final'
+
+AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; training stopped before the optimizer step."""
+
+
+def final_image(output):
+    """The restored image from a network's output: the tensor itself, or its ``final`` entry."""
+    if not isinstance(output, dict):
+        return output
+    if FINAL_KEY not in output:
+        raise ValueError(f'The network returned a dict without a "{FINAL_KEY}" image (keys: {list(output)}).')
+    return output[FINAL_KEY]
+
+
+def as_float32(output):
+    """Cast a network output (tensor or dict of tensors) to fp32, so losses see full precision."""
+    if isinstance(output, dict):
+        return OrderedDict((key, value.float()) for key, value in output.items())
+    return output.float()
+
+
+@MODEL_REGISTRY.register()
+class SGENetModel(SRModel):
+    """SRModel for networks that return several supervised images while training.
+
+    In train mode ``network_g`` may return a dict of images (SGENet: ``final``, the stage
+    CEM images, ``sam``); in eval mode it returns the restored image. The whole output
+    goes to ``pixel_opt`` when that loss understands dicts (it has a ``terms`` method, as
+    ``MultiScaleCharbonnierEdgeLoss`` does); any other pixel loss (e.g. ``L1Loss``) and the
+    perceptual loss see only ``final``. Validation, image saving, metrics, EMA
+    (``train.ema_decay``), checkpoints and resuming are SRModel's.
+
+    Extra options, all off by default:
+
+    - ``train.mixed_precision: bf16 | fp16 | null``. bf16 runs the forward pass under
+      ``torch.autocast`` (CPU and CUDA). fp16 adds a gradient scaler and needs CUDA.
+      Losses are always computed in fp32. The scaler's state is not saved with the
+      training state: a resumed fp16 run re-calibrates it in a few iterations.
+    - ``val.mixed_precision: bf16 | fp16 | null``: the same autocast for validation/test.
+
+    Logged per iteration: ``l_pix_<output>`` for each supervised output (when the pixel
+    loss reports terms), ``l_pix``, ``l_percep`` / ``l_style`` when configured, and
+    ``l_total``. A non-finite total loss (on any rank) stops training with a
+    ``NonFiniteLossError`` (a RuntimeError) before the optimizer steps, naming the
+    iteration, each term and what to try.
+    """
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        if self.is_train:
+            self.train_autocast_dtype = self._autocast_dtype('train')
+            use_scaler = self.train_autocast_dtype is torch.float16
+            self.grad_scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
+            if self.train_autocast_dtype is not None:
+                get_root_logger().info(f'Mixed precision training: {opt["train"]["mixed_precision"]}.')
+        self.val_autocast_dtype = self._autocast_dtype('val')
+
+    def _autocast_dtype(self, section):
+        """Read and check ``<section>.mixed_precision``; None means full precision."""
+        setting = (self.opt.get(section) or {}).get('mixed_precision')
+        if isinstance(setting, str):
+            setting = setting.lower()
+        if setting in (None, False, 'none', 'null', 'fp32'):
+            return None
+        if setting not in AUTOCAST_DTYPES:
+            raise ValueError(f'{section}.mixed_precision must be one of bf16, fp16 or null, got {setting!r}.')
+        if setting == 'fp16' and self.device.type != 'cuda':
+            raise ValueError(f'{section}.mixed_precision: fp16 needs a CUDA device (num_gpu > 0); '
+                             'use bf16 on the CPU, or null.')
+        if setting == 'bf16' and self.device.type == 'cuda' and not torch.cuda.is_bf16_supported():
+            raise ValueError(f'{section}.mixed_precision: this GPU does not support bf16; use fp16 or null.')
+        return AUTOCAST_DTYPES[setting]
+
+    def _autocast(self, dtype):
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    def compute_losses(self, output):
+        """All loss terms for one training output, by log name; ``l_total`` is their sum."""
+        losses = OrderedDict()
+        total = 0
+        if self.cri_pix:
+            if hasattr(self.cri_pix, 'terms'):
+                for key, term in self.cri_pix.terms(output, self.gt).items():
+                    losses[f'l_pix_{key}'] = term
+                losses['l_pix'] = sum(losses.values())
+            else:
+                losses['l_pix'] = self.cri_pix(final_image(output), self.gt)
+            total = total + losses['l_pix']
+        if self.cri_perceptual:
+            l_percep, l_style = self.cri_perceptual(final_image(output), self.gt)
+            for name, term in (('l_percep', l_percep), ('l_style', l_style)):
+                if term is not None:
+                    losses[name] = term
+                    total = total + term
+        losses['l_total'] = total
+        return losses
+
+    def _finite_on_every_rank(self, loss):
+        """Whether the loss is finite here and, in distributed training, on every rank: all
+        ranks must stop together, or the others would hang in the gradient all-reduce."""
+        finite = torch.isfinite(loss.detach()).float()
+        if self.opt['dist']:
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        return bool(finite)
+
+    def _raise_on_non_finite(self, losses, current_iter):
+        terms = ', '.join(f'{name}={value.item():.4g}' for name, value in losses.items())
+        where = ' (here or on another rank)' if self.opt['dist'] else ''
+        bad_input = [name for name, batch in (('lq', self.lq), ('gt', self.gt))
+                     if not torch.isfinite(batch).all()]
+        hint = (f'The training batch itself contains NaN/inf ({", ".join(bad_input)}): check the data. '
+                if bad_input else '')
+        raise NonFiniteLossError(
+            f'Non-finite training loss at iteration {current_iter}{where}: {terms}. The optimizer did not step. '
+            f'{hint}Try a lower learning rate (train.optim_g.lr) or a warm-up (train.warmup_iter), and full '
+            'precision (train.mixed_precision: null) if mixed precision is on; resume from the last good checkpoint.')
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad()
+        with self._autocast(self.train_autocast_dtype):
+            output = self.net_g(self.lq)
+        output = as_float32(output)
+        self.output = final_image(output)
+
+        losses = self.compute_losses(output)
+        l_total = losses['l_total']
+        if not self._finite_on_every_rank(l_total):
+            self._raise_on_non_finite(losses, current_iter)
+
+        if self.grad_scaler is not None:
+            # The scaler skips the step itself when fp16 gradients overflow.
+            self.grad_scaler.scale(l_total).backward()
+            self.grad_scaler.step(self.optimizer_g)
+            self.grad_scaler.update()
+        else:
+            l_total.backward()
+            self.optimizer_g.step()
+
+        self.log_dict = self.reduce_loss_dict(losses)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self):
+        with self._autocast(self.val_autocast_dtype):
+            super().test()
+        # Metrics and image saving want one fp32 image, whatever the net returned.
+        self.output = final_image(self.output).float()
