@@ -79,7 +79,7 @@ def load_resume_state(opt):
     explicit ``weights_only=True`` (torch >= 2.6's default; BasicSR's optimizer and
     scheduler states, ``Counter`` milestones included, pass it on torch 2.14).
     """
-    from basicsr.utils import check_resume, get_root_logger
+    from basicsr.utils import check_resume
 
     from basicsr_sgenet.resume import find_resumable_state, load_state_file
 
@@ -94,7 +94,6 @@ def load_resume_state(opt):
         resume_state = load_state_file(state_path, _state_map_location())
     else:
         return None
-    get_root_logger().info(f'Resuming from {state_path}')
     check_resume(opt, resume_state['iter'])
     return resume_state
 

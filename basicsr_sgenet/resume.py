@@ -1,6 +1,7 @@
 """Finding and loading BasicSR training states (``<iter>.state``) safely."""
 import os
 import pickle
+import sys
 import zipfile
 
 import torch
@@ -33,14 +34,19 @@ def _state_iters(state_dir):
     return sorted(iters, reverse=True)
 
 
+def _warn(message):
+    # Resume states are chosen before BasicSR sets up its log file, and calling its
+    # get_root_logger() this early would stop it from ever adding that file: print, as
+    # BasicSR's own pre-logging code does.
+    print(f'Warning: {message}', file=sys.stderr, flush=True)
+
+
 def find_resumable_state(state_dir, models_dir, map_location):
     """Newest state in ``state_dir`` that loads and whose ``net_*_<iter>.pth`` files exist.
 
     Returns ``(path, state)`` or None when there is nothing to resume from. Unusable
     states are skipped with a warning, never deleted: they stay for inspection.
     """
-    from basicsr.utils import get_root_logger
-
     if not os.path.isdir(state_dir):
         return None
     for it in _state_iters(state_dir):
@@ -48,10 +54,10 @@ def find_resumable_state(state_dir, models_dir, map_location):
         try:
             state = load_state_file(path, map_location)
         except BadStateError as err:
-            get_root_logger().warning(f'Skipping {err}')
+            _warn(f'skipping {err}')
             continue
         if not any(name.endswith(f'_{it}.pth') for name in os.listdir(models_dir)):
-            get_root_logger().warning(f'Skipping resume state {path}: no network weights for iter {it} in {models_dir}.')
+            _warn(f'skipping resume state {path}: no network weights for iter {it} in {models_dir}.')
             continue
         return path, state
     return None
