@@ -14,6 +14,8 @@ except DependencyError:
     print_uncaught_briefly(DependencyError)
     raise
 
-from basicsr_sgenet import archs, data, losses, metrics, models  # noqa: E402,F401  (registers)
+from basicsr_sgenet import archs, data, losses, metrics, models, pipeline_checks  # noqa: E402,F401  (registers)
+
+pipeline_checks.install()
 
 __version__ = '0.1.0'

@@ -4,7 +4,7 @@ import argparse
 import os
 import sys
 
-from basicsr_sgenet.errors import DependencyError, OptionError
+from basicsr_sgenet.errors import DependencyError, LaunchError, OptionError
 
 
 def check_option_file(path):
@@ -44,11 +44,15 @@ def run_pipeline(pipeline_name, argv=None):
     known, _ = peek.parse_known_args(argv)
     try:
         import basicsr_sgenet  # noqa: F401  (compat fixes, registration)
-        check_option_file(known.opt)
+        opt = check_option_file(known.opt)
     except (DependencyError, OptionError) as err:
         sys.exit(f'error: {err}')
 
+    from basicsr_sgenet import compat
+    from basicsr_sgenet.models.sgenet_model import NonFiniteLossError
+    from basicsr_sgenet.pipeline_checks import CheckpointMismatchError
     from basicsr_sgenet.resume import BadStateError
+    compat.requested_dist_backend = (opt.get('dist_params') or {}).get('backend')
     if pipeline_name == 'train':
         from basicsr.train import train_pipeline as pipeline
     else:
@@ -56,5 +60,5 @@ def run_pipeline(pipeline_name, argv=None):
     sys.argv = [sys.argv[0]] + list(argv)  # BasicSR's parse_options reads sys.argv
     try:
         pipeline(os.getcwd())
-    except BadStateError as err:
+    except (BadStateError, CheckpointMismatchError, LaunchError, NonFiniteLossError, OptionError) as err:
         sys.exit(f'error: {err}')

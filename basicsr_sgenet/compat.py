@@ -15,7 +15,7 @@ import os
 import sys
 import types
 
-from basicsr_sgenet.errors import DependencyError
+from basicsr_sgenet.errors import DependencyError, LaunchError
 
 _applied = False
 
@@ -98,13 +98,19 @@ def load_resume_state(opt):
     return resume_state
 
 
-def init_dist(launcher, backend='nccl', **kwargs):
+# The option file's ``dist_params.backend``, which BasicSR's parse_options passes on only
+# for slurm; the entry points set it before handing over (see cli.py).
+requested_dist_backend = None
+
+
+def init_dist(launcher, backend=None, **kwargs):
     """Replacement for ``basicsr.utils.options.init_dist``.
 
     Upstream always calls ``torch.cuda.set_device(rank % torch.cuda.device_count())``, a
-    ZeroDivisionError on a CPU-only machine, and uses nccl, which needs GPUs. Without CUDA
-    this uses gloo; with CUDA it hands over to BasicSR. Either way, ``--launcher pytorch``
-    outside torchrun gets a clear error instead of ``KeyError: 'RANK'``.
+    ZeroDivisionError on a CPU-only machine, and uses nccl, which needs GPUs. The backend
+    now follows the hardware (nccl with CUDA, gloo without) unless the option file names
+    one; with CUDA it hands over to BasicSR. ``--launcher pytorch`` outside torchrun gets a
+    clear error instead of ``KeyError: 'RANK'``.
     """
     import torch
     import torch.distributed as dist
@@ -114,15 +120,18 @@ def init_dist(launcher, backend='nccl', **kwargs):
     if launcher == 'pytorch':
         missing = [name for name in TORCHRUN_ENV if name not in os.environ]
         if missing:
-            raise RuntimeError(f'--launcher pytorch needs the environment torchrun sets up (missing: '
+            raise LaunchError(f'--launcher pytorch needs the environment torchrun sets up (missing: '
                                f'{", ".join(missing)}). Start training with `torchrun --nproc_per_node=N '
                                'basicsr_sgenet/train.py -opt ... --launcher pytorch`, or drop --launcher.')
-        if not torch.cuda.is_available():
-            if backend == 'nccl':
-                backend = 'gloo'
-            dist.init_process_group(backend=backend, **kwargs)
+    backend = backend or requested_dist_backend
+    if not torch.cuda.is_available():
+        if backend == 'nccl':
+            raise LaunchError('dist_params.backend is nccl, which needs CUDA GPUs, and this machine has none: '
+                               'remove it (the backend then follows the hardware) or set gloo.')
+        if launcher == 'pytorch':
+            dist.init_process_group(backend=backend or 'gloo', **kwargs)
             return
-    dist_util.init_dist(launcher, backend, **kwargs)
+    dist_util.init_dist(launcher, backend or 'nccl', **kwargs)
 
 
 def _model_to_device_without_cuda(original):

@@ -23,3 +23,7 @@ def print_uncaught_briefly(error_type):
             previous_hook(exc_type, exc, tb)
 
     sys.excepthook = hook
+
+
+class LaunchError(RuntimeError):
+    """A distributed launch that cannot work: outside torchrun, or a backend the hardware lacks."""

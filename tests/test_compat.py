@@ -12,6 +12,7 @@ import basicsr.train
 import basicsr.utils.options
 from basicsr.models.base_model import BaseModel
 from basicsr_sgenet import compat
+from basicsr_sgenet.errors import LaunchError
 from basicsr_sgenet.resume import BadStateError, load_state_file
 
 from conftest import run_python
@@ -129,7 +130,7 @@ def test_init_dist_uses_gloo_without_cuda(torchrun_env):
 def test_launcher_pytorch_outside_torchrun_is_a_clear_error(monkeypatch):
     for name in compat.TORCHRUN_ENV:
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(RuntimeError, match='torchrun'):
+    with pytest.raises(LaunchError, match='torchrun'):
         compat.init_dist('pytorch')
 
 

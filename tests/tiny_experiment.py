@@ -54,7 +54,6 @@ def training_options(data_root, name, total_iter=20, checkpoint_every=10, valida
         },
         'logger': {'print_freq': 1, 'save_checkpoint_freq': checkpoint_every, 'use_tb_logger': True,
                    'wandb': {'project': None}},
-        'dist_params': {'backend': 'nccl', 'port': 29500},
     }
     if validate:
         opt['datasets']['val'] = {
