@@ -4,9 +4,7 @@ import copy
 import math
 import os
 import re
-import textwrap
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -22,13 +20,11 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from basicsr_sgenet.models.sgenet_model import NonFiniteLossError, SGENetModel
 
 from conftest import run_python
+from tiny_experiment import TINY_SGENET, training_options, write_options, write_pairs
 
 OUTPUT_FACTORS = {'final': 1, 'stage2_cem1': 1, 'stage2_cem2': 2, 'stage2_cem3': 4, 'sam': 1, 'stage1_cem1': 1,
                   'stage1_cem2': 2, 'stage1_cem3': 4}
 
-HAVE_SGENET = 'SGENet' in ARCH_REGISTRY
-needs_sgenet = pytest.mark.skipif(not HAVE_SGENET, reason='basicsr_sgenet/archs/sgenet_arch.py not available yet')
-TINY_SGENET = {'type': 'SGENet', 'channels': [8, 12, 16], 'num_rdm': 1}
 
 
 class TinyMultiOutputNet(nn.Module):
@@ -61,7 +57,7 @@ def tiny_net_registered():
 
 
 TINY_FAKE = {'type': 'TinyMultiOutputNet', 'width': 8}
-NETWORKS = [pytest.param(TINY_FAKE, id='fake'), pytest.param(TINY_SGENET, id='sgenet', marks=needs_sgenet)]
+NETWORKS = [pytest.param(TINY_FAKE, id='fake'), pytest.param(TINY_SGENET, id='sgenet')]
 
 
 def make_opt(tmp_path, network_g=TINY_FAKE, **train_overrides):
@@ -145,7 +141,6 @@ def test_strict_pixel_loss_logs_only_stage2_scales(tmp_path):
                                              'l_total']
 
 
-@needs_sgenet
 def test_sgenet_without_cem_and_strict_loss_supervises_final_only(tmp_path):
     pixel_opt = {'type': 'MultiScaleCharbonnierEdgeLoss', 'strict': True}
     model = build_model(make_opt(tmp_path, dict(TINY_SGENET, use_cem=False), pixel_opt=pixel_opt))
@@ -353,98 +348,13 @@ def test_test_mode_model_builds_without_training_options(tmp_path):
 
 # ----- BasicSR's trainer end to end --------------------------------------------------------
 
-def write_pairs(folder, count=4, size=48):
-    """Smooth random sharp images and their 5x5 box-blurred copies, as 8-bit PNGs."""
-    rng = np.random.default_rng(0)
-    for sub in ('gt', 'lq'):
-        os.makedirs(folder / sub, exist_ok=True)
-    for index in range(count):
-        coarse = rng.random((size // 8, size // 8, 3)).astype(np.float32)
-        sharp = np.clip(cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC), 0, 1)
-        blurred = cv2.blur(sharp, (5, 5), borderType=cv2.BORDER_REPLICATE)
-        cv2.imwrite(str(folder / 'gt' / f'{index:03d}.png'), (sharp * 255).round().astype(np.uint8))
-        cv2.imwrite(str(folder / 'lq' / f'{index:03d}.png'), (blurred * 255).round().astype(np.uint8))
-
-
-def trainer_options(data_root, name):
-    dataset = textwrap.dedent(f"""\
-        type: PairedImageDataset
-        dataroot_gt: {data_root / 'gt'}
-        dataroot_lq: {data_root / 'lq'}
-        io_backend:
-          type: disk""")
-    indent = lambda text: textwrap.indent(text, '    ')  # noqa: E731
-    return textwrap.dedent("""\
-        name: {name}
-        model_type: SGENetModel
-        scale: 1
-        num_gpu: 0
-        manual_seed: 0
-        datasets:
-          train:
-            name: tiny_train
-        {train_dataset}
-            gt_size: 32
-            use_hflip: true
-            use_rot: false
-            use_shuffle: true
-            num_worker_per_gpu: 0
-            batch_size_per_gpu: 2
-            dataset_enlarge_ratio: 1
-            prefetch_mode: ~
-          val:
-            name: tiny_val
-        {val_dataset}
-        network_g:
-          type: SGENet
-          channels: [8, 12, 16]
-          num_rdm: 1
-        path:
-          pretrain_network_g: ~
-          strict_load_g: true
-          resume_state: ~
-        train:
-          ema_decay: 0.9
-          optim_g:
-            type: Adam
-            lr: !!float 2e-3
-            betas: [0.9, 0.99]
-          scheduler:
-            type: CosineAnnealingRestartLR
-            periods: [20]
-            restart_weights: [1]
-            eta_min: !!float 1e-7
-          total_iter: 20
-          warmup_iter: -1
-          pixel_opt:
-            type: MultiScaleCharbonnierEdgeLoss
-            loss_weight: 1.0
-            eps: !!float 1e-3
-            edge_weight: 0.05
-        val:
-          val_freq: 10
-          save_img: false
-          metrics:
-            psnr:
-              type: calculate_psnr
-              crop_border: 0
-              test_y_channel: false
-        logger:
-          print_freq: 1
-          save_checkpoint_freq: 10
-          use_tb_logger: true
-          wandb:
-            project: ~
-            resume_id: ~
-        """).format(name=name, train_dataset=indent(dataset), val_dataset=indent(dataset))
-
-
-@needs_sgenet
 def test_basicsr_trainer_runs_sgenet_on_cpu(tmp_path):
     name = 'sgenet_tiny_cpu'
     write_pairs(tmp_path / 'pairs')
-    option_file = tmp_path / 'train_tiny.yml'
-    option_file.write_text(trainer_options(tmp_path / 'pairs', name))
+    opt = training_options(tmp_path / 'pairs', name, total_iter=20, checkpoint_every=10)
+    opt['train']['ema_decay'] = 0.9
+    opt['train']['optim_g']['lr'] = 2e-3
+    option_file = write_options(tmp_path / 'train_tiny.yml', opt)
 
     result = run_python(['-m', 'basicsr_sgenet.train', '-opt', str(option_file)], cwd=tmp_path, timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
