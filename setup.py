@@ -26,6 +26,11 @@ class DistributionWithEditableDataFiles(Distribution):
         return self.has_data_files()
 
 
+def read_readme():
+    with open(os.path.join(HERE, 'README.md')) as f:
+        return f.read()
+
+
 def read_version():
     with open(os.path.join(HERE, 'basicsr_sgenet', '__init__.py')) as f:
         for line in f:
@@ -38,7 +43,7 @@ setup(
     name='basicsr-sgenet',
     version=read_version(),
     description='SGENet (Spatially Guided Enhancement Network) motion deblurring as a BasicSR plugin',
-    long_description=open(os.path.join(HERE, 'README.md')).read(),
+    long_description=read_readme(),
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.9',
@@ -66,6 +71,7 @@ setup(
         'console_scripts': [
             'sgenet-train=basicsr_sgenet.train:main',
             'sgenet-test=basicsr_sgenet.test:main',
+            'sgenet-deblur=basicsr_sgenet.deblur:main',
         ],
     },
     classifiers=[

@@ -7,17 +7,26 @@ import sys
 from basicsr_sgenet.errors import DependencyError, LaunchError, OptionError
 
 
-def check_option_file(path):
+def _is_registered_arch(name):
+    from basicsr.utils.registry import ARCH_REGISTRY
+    # BasicSR registers some archs under a suffixed name (``SRVGGNetCompact_basicsr``)
+    # and Registry.get falls back to it.
+    return isinstance(name, str) and (name in ARCH_REGISTRY or f'{name}_basicsr' in ARCH_REGISTRY)
+
+
+def check_option_file(path, overridden_keys=()):
     """Fail early, naming the file and key, on what would otherwise surface as a deep
-    traceback inside BasicSR (missing file, YAML syntax, unregistered network type)."""
+    traceback inside BasicSR (missing file, YAML syntax, unregistered network type).
+    ``overridden_keys``: top-level keys that ``--force_yml`` changes, left unchecked."""
     import yaml
+    from basicsr.utils.options import ordered_yaml
     from basicsr.utils.registry import ARCH_REGISTRY
 
     if not os.path.isfile(path):
         raise OptionError(f'Option file {path} does not exist.')
     try:
         with open(path) as f:
-            opt = yaml.safe_load(f)
+            opt = yaml.load(f, Loader=ordered_yaml()[0])  # BasicSR's own loader, tags and all
     except yaml.YAMLError as err:
         raise OptionError(f'Option file {path} is not valid YAML: {err}') from None
     if not isinstance(opt, dict):
@@ -26,9 +35,9 @@ def check_option_file(path):
         if key not in opt:
             raise OptionError(f'Option file {path} has no "{key}" key.')
     for key, value in opt.items():
-        if key.startswith('network_'):
+        if key.startswith('network_') and key not in overridden_keys:
             net_type = value.get('type') if isinstance(value, dict) else None
-            if net_type not in ARCH_REGISTRY:
+            if not _is_registered_arch(net_type):
                 raise OptionError(f'Option file {path}: {key}.type is {net_type!r}, which is not a registered '
                                   f'arch (known: {", ".join(sorted(name for name, _ in ARCH_REGISTRY))}).')
     return opt
@@ -40,11 +49,12 @@ def run_pipeline(pipeline_name, argv=None):
     user is rather than inside site-packages."""
     argv = sys.argv[1:] if argv is None else argv
     peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument('-opt', required=True)
+    peek.add_argument('-opt')
+    peek.add_argument('--force_yml', nargs='+', default=[])
     known, _ = peek.parse_known_args(argv)
     try:
         import basicsr_sgenet  # noqa: F401  (compat fixes, registration)
-        opt = check_option_file(known.opt)
+        opt = check_option_file(known.opt, {entry.split(':')[0] for entry in known.force_yml}) if known.opt else {}
     except (DependencyError, OptionError) as err:
         sys.exit(f'error: {err}')
 
@@ -52,7 +62,8 @@ def run_pipeline(pipeline_name, argv=None):
     from basicsr_sgenet.models.sgenet_model import NonFiniteLossError
     from basicsr_sgenet.pipeline_checks import CheckpointMismatchError
     from basicsr_sgenet.resume import BadStateError
-    compat.requested_dist_backend = (opt.get('dist_params') or {}).get('backend')
+    dist_params = opt.get('dist_params')
+    compat.requested_dist_backend = dist_params.get('backend') if isinstance(dist_params, dict) else None
     if pipeline_name == 'train':
         from basicsr.train import train_pipeline as pipeline
     else:

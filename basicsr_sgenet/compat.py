@@ -2,19 +2,21 @@
 
 Every fix here names the upstream problem it works around and is covered by a test in
 ``tests/test_compat.py`` that shows the problem on the unpatched function. On a machine
-with CUDA, BasicSR's own code paths run unchanged; the CPU-only branches only take over
-where BasicSR would crash.
+with CUDA, BasicSR's own code runs for distributed set-up and DDP; resume states map to
+the current CUDA device as BasicSR's do, chosen by our own loader (see load_resume_state).
 
 ``apply()`` is idempotent. ``basicsr_sgenet/__init__.py`` calls it before anything imports
-``basicsr``; the auto-load hook (``basicsr_sgenet/autoload.py``) calls it for BasicSR's
-stock entry points.
+``basicsr``; the auto-load hook (``basicsr_sgenet_autoload.py``) imports the package for
+BasicSR's stock entry points.
 """
 import functools
-import importlib
 import os
 import sys
 import types
 
+# The fix for the renamed torchvision module lives in the auto-load hook, which must be
+# able to apply it without this package; re-exported here with the other fixes.
+from basicsr_sgenet_autoload import alias_functional_tensor  # noqa: F401
 from basicsr_sgenet.errors import DependencyError, LaunchError
 
 _applied = False
@@ -23,8 +25,8 @@ _applied = False
 # show each upstream problem still exists (so each fix is still needed).
 UPSTREAM = {}
 
-# The environment variables torchrun sets for every rank; ``--launcher pytorch`` needs them.
-TORCHRUN_ENV = ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+# What torch.distributed's env:// rendezvous reads; torchrun sets them for every rank.
+TORCHRUN_ENV = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
 
 
 def check_torch_stack():
@@ -45,19 +47,6 @@ def check_torch_stack():
     return torch
 
 
-def alias_functional_tensor():
-    """basicsr/data/degradations.py imports ``torchvision.transforms.functional_tensor``,
-    which torchvision 0.17 renamed to ``_functional_tensor``: ``import basicsr`` fails.
-    Register the old name as an alias of the new module."""
-    old_name = 'torchvision.transforms.functional_tensor'
-    if old_name in sys.modules:
-        return
-    try:
-        importlib.import_module(old_name)
-    except ModuleNotFoundError:
-        sys.modules[old_name] = importlib.import_module('torchvision.transforms._functional_tensor')
-
-
 def _state_map_location():
     """Where resumed training states go: BasicSR's choice (the current CUDA device) when
     there is one, else the CPU."""
@@ -66,6 +55,13 @@ def _state_map_location():
         device_id = torch.cuda.current_device()
         return lambda storage, loc: storage.cuda(device_id)
     return 'cpu'
+
+
+def _resumed_networks(opt):
+    """Labels of the networks a resume reloads (``g`` for ``network_g``), as check_resume
+    picks them: every ``network_*`` not in ``path.ignore_resume_networks``."""
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    return [key[len('network_'):] for key in opt if key.startswith('network_') and key not in ignored]
 
 
 def load_resume_state(opt):
@@ -84,7 +80,8 @@ def load_resume_state(opt):
     from basicsr_sgenet.resume import find_resumable_state, load_state_file
 
     if opt['auto_resume']:
-        found = find_resumable_state(opt['path']['training_states'], opt['path']['models'], _state_map_location())
+        found = find_resumable_state(opt['path']['training_states'], opt['path']['models'], _resumed_networks(opt),
+                                     _state_map_location())
         if found is None:
             return None
         state_path, resume_state = found
@@ -118,7 +115,7 @@ def init_dist(launcher, backend=None, **kwargs):
     from basicsr.utils import dist_util
 
     if launcher == 'pytorch':
-        missing = [name for name in TORCHRUN_ENV if name not in os.environ]
+        missing = [name for name in TORCHRUN_ENV if not os.environ.get(name)]
         if missing:
             raise LaunchError(f'--launcher pytorch needs the environment torchrun sets up (missing: '
                                f'{", ".join(missing)}). Start training with `torchrun --nproc_per_node=N '
@@ -128,9 +125,11 @@ def init_dist(launcher, backend=None, **kwargs):
         if backend == 'nccl':
             raise LaunchError('dist_params.backend is nccl, which needs CUDA GPUs, and this machine has none: '
                                'remove it (the backend then follows the hardware) or set gloo.')
-        if launcher == 'pytorch':
-            dist.init_process_group(backend=backend or 'gloo', **kwargs)
-            return
+        if launcher != 'pytorch':
+            raise LaunchError(f'--launcher {launcher} assigns one CUDA GPU per process and this machine has none: '
+                              'use torchrun with --launcher pytorch, which runs on CPUs with gloo.')
+        dist.init_process_group(backend=backend or 'gloo', **kwargs)
+        return
     dist_util.init_dist(launcher, backend or 'nccl', **kwargs)
 
 
@@ -181,6 +180,41 @@ class _TorchWithAtomicSave(types.ModuleType):
         return getattr(torch, name)
 
 
+# basicsr/train.py functions replaced by this plugin: name -> make_replacement(original).
+# Stock entry points (``python basicsr/train.py``, ``python -m basicsr.train``) run that
+# file as ``__main__``, a second copy whose own globals its train_pipeline uses; the
+# replacements reach that copy when it calls parse_options (see _reach_stock_train_script).
+_TRAIN_FUNCTION_REPLACEMENTS = {}
+
+
+def replace_train_function(name, make_replacement):
+    """Replace ``basicsr.train.<name>`` here and in BasicSR's train.py run as a script."""
+    import basicsr.train
+    setattr(basicsr.train, name, make_replacement(getattr(basicsr.train, name)))
+    _TRAIN_FUNCTION_REPLACEMENTS[name] = make_replacement
+
+
+def _stock_train_script():
+    """``__main__`` if it is BasicSR's own train.py, else None."""
+    main = sys.modules.get('__main__')
+    path = os.path.normpath(getattr(main, '__file__', None) or '')
+    return main if path.split(os.sep)[-2:] == ['basicsr', 'train.py'] else None
+
+
+def _reach_stock_train_script(parse_options):
+
+    @functools.wraps(parse_options)
+    def wrapper(*args, **kwargs):
+        script = _stock_train_script()
+        if script is not None and not getattr(script, '_sgenet_patched', False):
+            for name, make_replacement in _TRAIN_FUNCTION_REPLACEMENTS.items():
+                setattr(script, name, make_replacement(getattr(script, name)))
+            script._sgenet_patched = True
+        return parse_options(*args, **kwargs)
+
+    return wrapper
+
+
 def patch_basicsr():
     """Install the replacements into the imported BasicSR modules."""
     import basicsr.train
@@ -191,12 +225,14 @@ def patch_basicsr():
         return
     import basicsr.models.base_model as base_model_module
 
-    UPSTREAM.update(load_resume_state=basicsr.train.load_resume_state, init_dist=basicsr.utils.options.init_dist,
+    upstream = dict(load_resume_state=basicsr.train.load_resume_state, init_dist=basicsr.utils.options.init_dist,
                     model_to_device=BaseModel.model_to_device, base_model_torch=base_model_module.torch)
-    basicsr.train.load_resume_state = load_resume_state
+    replace_train_function('load_resume_state', lambda original: load_resume_state)
     basicsr.utils.options.init_dist = init_dist
+    basicsr.utils.options.parse_options = _reach_stock_train_script(basicsr.utils.options.parse_options)
     BaseModel.model_to_device = _model_to_device_without_cuda(BaseModel.model_to_device)
     base_model_module.torch = _TorchWithAtomicSave('torch')
+    UPSTREAM.update(upstream)
 
 
 def apply():

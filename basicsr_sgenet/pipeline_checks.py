@@ -25,7 +25,7 @@ def split_total_batch_size(opt):
     # BasicSR's batch per step: batch_size_per_gpu per process under torchrun, and
     # batch_size_per_gpu x num_gpu in one process with DataParallel.
     shares = opt['world_size'] if opt['dist'] else max(opt['num_gpu'], 1)
-    if not isinstance(total, int) or total < 1 or total % shares:
+    if isinstance(total, bool) or not isinstance(total, int) or total < 1 or total % shares:
         raise OptionError(f'datasets.train.total_batch_size is {total!r}: it must be a positive integer '
                           f'divisible by the {shares} processes/GPUs this run uses.')
     per_gpu = total // shares
@@ -46,6 +46,17 @@ def _split_total_batch_size_first(create_train_val_dataloader):
     return wrapper
 
 
+def _describe_mismatch(net, load_path, param_key):
+    """Which keys differ between ``net`` and the checkpoint, or None if that can't be told."""
+    from basicsr_sgenet.inference.weights import describe_mismatch, read_state_dict
+    try:
+        # BasicSR falls back from params_ema to params when the former is absent.
+        file_state, _ = read_state_dict(load_path, None if param_key == 'params_ema' else param_key)
+    except Exception:  # noqa: BLE001 -- only a better message is at stake here
+        return None
+    return describe_mismatch(net.state_dict(), file_state)
+
+
 def _explain_mismatch(load_network):
 
     @functools.wraps(load_network)
@@ -58,24 +69,25 @@ def _explain_mismatch(load_network):
         except RuntimeError as err:
             if 'state_dict' not in str(err):
                 raise
-            from basicsr_sgenet.inference.weights import describe_mismatch, read_state_dict
             bare = self.get_bare_model(net)
-            key = param_key if param_key in (None, 'params', 'params_ema') else None
-            file_state, _ = read_state_dict(load_path, None if key == 'params_ema' else key)
-            mismatch = describe_mismatch(bare.state_dict(), file_state) or str(err).splitlines()[0]
+            mismatch = _describe_mismatch(bare, load_path, param_key) or str(err).strip().splitlines()[0]
             raise CheckpointMismatchError(
                 f'{load_path} does not fit the {type(bare).__name__} built from the option file: {mismatch}. '
-                'A resumed or pretrained network must be built with the same network_g options.') from None
+                'A resumed or pretrained network must be built with the same network_* options.') from None
 
     return wrapper
 
 
+_installed = False
+
+
 def install():
-    import basicsr.train
+    global _installed
+    if _installed:
+        return
     from basicsr.models.base_model import BaseModel
 
-    if getattr(basicsr.train.create_train_val_dataloader, '__wrapped__', None) is None:
-        basicsr.train.create_train_val_dataloader = _split_total_batch_size_first(
-            basicsr.train.create_train_val_dataloader)
-    if getattr(BaseModel.load_network, '__wrapped__', None) is None:
-        BaseModel.load_network = _explain_mismatch(BaseModel.load_network)
+    from basicsr_sgenet.compat import replace_train_function
+    replace_train_function('create_train_val_dataloader', _split_total_batch_size_first)
+    BaseModel.load_network = _explain_mismatch(BaseModel.load_network)
+    _installed = True

@@ -97,6 +97,32 @@ def test_auto_resume_skips_state_without_weights(tmp_path):
 
 def test_auto_resume_with_nothing_saved_starts_fresh(tmp_path):
     assert compat.load_resume_state(_resume_opt(tmp_path, auto_resume=True)) is None
+    (tmp_path / 'training_states').mkdir()
+    assert compat.load_resume_state(_resume_opt(tmp_path, auto_resume=True)) is None
+
+
+def test_auto_resume_needs_the_weights_of_every_network(tmp_path):
+    for iteration in (5, 10):
+        _training_state(tmp_path, iteration)
+        torch.save({'params': {}}, tmp_path / 'models' / f'net_d_{iteration}.pth')
+    (tmp_path / 'models' / 'net_d_10.pth').unlink()
+    opt = _resume_opt(tmp_path, auto_resume=True)
+    opt['network_d'] = {'type': 'VGGStyleDiscriminator'}
+    assert compat.load_resume_state(opt)['iter'] == 5
+    opt['path']['ignore_resume_networks'] = ['network_d']
+    assert compat.load_resume_state(opt)['iter'] == 10
+
+
+def test_auto_resume_refuses_to_start_over_when_no_state_is_usable(tmp_path):
+    path = _training_state(tmp_path, 5)
+    path.write_bytes(b'truncated')
+    with pytest.raises(BadStateError, match='none is usable'):
+        compat.load_resume_state(_resume_opt(tmp_path, auto_resume=True))
+    for weights in (tmp_path / 'models').iterdir():
+        weights.unlink()
+    (tmp_path / 'models').rmdir()
+    with pytest.raises(BadStateError, match='no net_g_5.pth'):
+        compat.load_resume_state(_resume_opt(tmp_path, auto_resume=True))
 
 
 def test_explicit_truncated_resume_state_is_a_clear_error(tmp_path):
@@ -130,8 +156,15 @@ def test_init_dist_uses_gloo_without_cuda(torchrun_env):
 def test_launcher_pytorch_outside_torchrun_is_a_clear_error(monkeypatch):
     for name in compat.TORCHRUN_ENV:
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(LaunchError, match='torchrun'):
+    monkeypatch.setenv('RANK', '')
+    with pytest.raises(LaunchError, match='missing: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT'):
         compat.init_dist('pytorch')
+
+
+@pytest.mark.skipif(not NO_CUDA, reason='about machines without CUDA')
+def test_slurm_without_cuda_is_a_clear_error():
+    with pytest.raises(LaunchError, match='torchrun'):
+        compat.init_dist('slurm')
 
 
 class _DistributedModelStub:
@@ -184,9 +217,12 @@ class _SavingModelStub:
 
 def _interrupted_torch_save(obj, f, *args, **kwargs):
     """torch.save that dies after writing a few bytes, as a kill -9 mid-write would."""
-    handle = open(f, 'wb') if isinstance(f, str) else f
-    handle.write(b'PK\x03\x04 partial')
-    handle.flush()
+    if isinstance(f, str):
+        with open(f, 'wb') as handle:
+            handle.write(b'PK\x03\x04 partial')
+    else:
+        f.write(b'PK\x03\x04 partial')
+        f.flush()
     raise KeyboardInterrupt('killed mid-write')
 
 

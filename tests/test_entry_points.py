@@ -1,11 +1,14 @@
 """How users start training: this plugin's entry points, and BasicSR's stock ones, which
 find SGENet through the auto-load hook installed with the package."""
 import os
+import re
 import shutil
 import sys
 
 import basicsr
 import pytest
+
+from basicsr_sgenet.cli import check_option_file, run_pipeline
 
 from conftest import REPO_ROOT, run_python
 from tiny_experiment import training_options, write_options, write_pairs
@@ -23,6 +26,25 @@ def test_autoload_hook_costs_nothing_at_startup_and_registers_on_import_basicsr(
     assert result.stdout.split() == ['True', 'True', 'True']
 
 
+def test_autoload_survives_a_find_spec_probe_before_import():
+    code = ('import importlib.util; assert importlib.util.find_spec("basicsr") is not None\n'
+            'import basicsr; from basicsr.utils.registry import ARCH_REGISTRY; print("SGENet" in ARCH_REGISTRY)\n'
+            'import importlib.resources; print(importlib.resources.files("basicsr").joinpath("version.py").is_file())')
+    result = run_python(['-c', code], cwd='/', PYTHONPATH='')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['True', 'True']
+
+
+def test_a_broken_plugin_leaves_stock_basicsr_usable(tmp_path):
+    broken = tmp_path / 'basicsr_sgenet'
+    broken.mkdir()
+    (broken / '__init__.py').write_text('raise RuntimeError("plugin bug")\n')
+    result = run_python(['-c', 'import basicsr; print(basicsr.__version__)'], cwd='/', PYTHONPATH=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '1.4.2'
+    assert 'basicsr-sgenet could not be loaded (RuntimeError: plugin bug)' in result.stderr
+
+
 def test_autoload_can_be_switched_off():
     code = 'import basicsr_sgenet_autoload, sys; print(any(type(f).__name__ == "BasicSRImportHook" for f in sys.meta_path))'
     assert run_python(['-c', code], cwd='/', PYTHONPATH='').stdout.strip() == 'True'
@@ -37,16 +59,33 @@ def tiny_options(tmp_path):
         tmp_path / 'data', name, total_iter=2, checkpoint_every=2, validate=False))
 
 
-def test_stock_basicsr_train_script_runs_sgenet(tmp_path, tiny_options):
+def test_stock_basicsr_train_script_runs_sgenet_and_resumes_on_cpu(tmp_path):
     # A user's BasicSR checkout: its basicsr/train.py, with basicsr itself installed.
     stock_script = tmp_path / 'BasicSR' / 'basicsr' / 'train.py'
     stock_script.parent.mkdir(parents=True)
     shutil.copy(os.path.join(os.path.dirname(basicsr.__file__), 'train.py'), stock_script)
-    result = run_python([str(stock_script), '-opt', str(tiny_options('stock'))], cwd=tmp_path, PYTHONPATH='')
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "No object named 'SGENet'" not in result.stderr
+    write_pairs(tmp_path / 'data', count=2, size=40)
+    opt = training_options(tmp_path / 'data', 'stock', total_iter=4, checkpoint_every=2, validate=False)
+    opt['train']['total_iter'] = 2  # first run stops half-way through the 4-iteration schedule
+    # Plugin keys work there too: total_batch_size instead of batch_size_per_gpu.
+    opt['datasets']['train']['total_batch_size'] = opt['datasets']['train'].pop('batch_size_per_gpu')
+    yml = write_options(tmp_path / 'stock.yml', opt)
+
+    first = run_python([str(stock_script), '-opt', str(yml)], cwd=tmp_path, PYTHONPATH='')
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "No object named 'SGENet'" not in first.stderr
     # Stock BasicSR puts experiments under the checkout's root.
-    assert (tmp_path / 'BasicSR' / 'experiments' / 'stock' / 'models' / 'net_g_latest.pth').exists()
+    models = tmp_path / 'BasicSR' / 'experiments' / 'stock' / 'models'
+    assert (models / 'net_g_latest.pth').exists()
+
+    opt['train']['total_iter'] = 4
+    write_options(yml, opt)
+    resumed = run_python([str(stock_script), '-opt', str(yml), '--auto_resume'], cwd=tmp_path / 'BasicSR',
+                         PYTHONPATH='')
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert (models / 'net_g_4.pth').exists()
+    log = sorted((tmp_path / 'BasicSR' / 'experiments' / 'stock').glob('train_stock_*.log'))[-1].read_text()
+    assert re.search(r'Resuming training from epoch: \d+, iter: 2\.', log)
 
 
 @pytest.mark.parametrize('how', ['file', 'console_script'])
@@ -74,7 +113,21 @@ def test_bad_option_files_get_one_clear_line(tmp_path, content, message):
     path = tmp_path / 'opt.yml'
     if content is not None:
         path.write_text(content)
-    result = run_python(['-m', 'basicsr_sgenet.train', '-opt', str(path)], cwd=tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        run_pipeline('train', ['-opt', str(path)])
+    assert str(exit_.value).startswith(f'error: Option file {path}') and message in str(exit_.value)
+
+
+def test_option_files_in_basicsr_s_own_dialect_pass_the_check(tmp_path):
+    path = tmp_path / 'opt.yml'
+    path.write_text('name: x\nmodel_type: SRModel\nnetwork_g: {type: SRVGGNetCompact, num_feat: !!python/tuple [4]}\n'
+                    'train: {optim_g: {lr: !!float 2e-4}}\n')
+    assert check_option_file(str(path))['network_g']['type'] == 'SRVGGNetCompact'
+    path.write_text('name: x\nmodel_type: SRModel\nnetwork_g: {type: Unregistered}\n')
+    assert check_option_file(str(path), overridden_keys={'network_g'})['name'] == 'x'
+
+
+def test_a_bad_option_file_from_the_command_line_is_one_line(tmp_path):
+    result = run_python(['-m', 'basicsr_sgenet.train', '-opt', str(tmp_path / 'missing.yml')], cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stderr.startswith('error: Option file') and message in result.stderr
-    assert 'Traceback' not in result.stderr
+    assert result.stderr.startswith('error: Option file') and 'Traceback' not in result.stderr

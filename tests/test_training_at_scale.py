@@ -9,7 +9,7 @@ import time
 
 import torch
 
-from conftest import REPO_ROOT, free_port, python_env, run_python
+from conftest import REPO_ROOT, python_env, run_python
 from tiny_experiment import training_options, write_options, write_pairs
 
 
@@ -17,7 +17,7 @@ def test_two_ranks_with_gloo_end_with_identical_weights(tmp_path):
     write_pairs(tmp_path / 'data', count=4, size=40)
     opt = training_options(tmp_path / 'data', 'ddp', total_iter=6, checkpoint_every=3, validate=False)
     yml = write_options(tmp_path / 'ddp.yml', opt)
-    result = run_python(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port()}',
+    result = run_python(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2',
                          os.path.join(REPO_ROOT, 'tests', 'ddp_probe.py'), '-opt', str(yml), '--launcher', 'pytorch'],
                         cwd=tmp_path, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
