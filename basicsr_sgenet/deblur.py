@@ -1,0 +1,144 @@
+"""Deblur images with a trained SGENet (or any registered 1x BasicSR arch).
+
+    python -m basicsr_sgenet.deblur -i blurry.png -o out/ --weights net_g_latest.pth
+    python -m basicsr_sgenet.deblur -i photos/ -o out/ --opt options/test_SGENet_GoPro.yml \\
+        --tile 512 --tile-overlap 64 --device cuda --precision fp16
+
+The network is the paper-size SGENet unless ``--arch``/``--arch-args`` or ``--opt``
+(an option file's ``network_g``; its ``path.pretrain_network_g`` then supplies the
+weights unless ``--weights`` is given) say otherwise. Output files keep their names and
+bit depth (see ``inference/image_io.py``). Exit status: 0 when every readable image was
+deblurred (unreadable ones are skipped with a warning), 1 when none could be, 2 for bad
+arguments or set-up (one ``error:`` line).
+"""
+import argparse
+import os
+import sys
+
+if __name__ == '__main__' and not __package__:
+    # Run as a file: make the repository root importable instead of this package's folder.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from basicsr_sgenet.inference.errors import InferenceError  # noqa: E402
+from basicsr_sgenet.inference.image_io import (  # noqa: E402
+    ImageReadError, list_input_images, prepare_output_dir, read_image, write_image)
+from basicsr_sgenet.inference.network import (  # noqa: E402
+    DEFAULT_ARCH, NetworkSpec, build_network, parse_arch_args, size_multiple, spec_from_option_file)
+from basicsr_sgenet.inference.runtime import (  # noqa: E402
+    ImageRestorer, check_precision, prepare_network, resolve_device)
+from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles  # noqa: E402
+from basicsr_sgenet.inference.weights import load_weights  # noqa: E402
+
+EXIT_NOTHING_DONE = 1
+EXIT_BAD_INPUT = 2
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='python -m basicsr_sgenet.deblur', description='Deblur images with SGENet (any size, CPU or GPU).')
+    parser.add_argument('-i', '--input', required=True, help='an image file or a folder of images')
+    parser.add_argument('-o', '--output', required=True, help='folder for the results (created if missing)')
+    parser.add_argument('--weights', help='trained weights (.pth): a BasicSR checkpoint or a bare state dict')
+    parser.add_argument('--param-key', help='checkpoint entry to load (default: params_ema, else params)')
+    parser.add_argument('--opt', help='BasicSR option file whose network_g (and path.pretrain_network_g) to use')
+    parser.add_argument('--arch', default=None, help='registered arch name (default SGENet)')
+    parser.add_argument('--arch-args', default=None,
+                        help='JSON keyword arguments of the arch, e.g. \'{"channels": [48, 60, 72]}\' '
+                        '(default: the paper configuration)')
+    parser.add_argument('--tile', type=int, default=0,
+                        help='tile size in pixels for large images (0: whole image at once)')
+    parser.add_argument('--tile-overlap', type=int, default=64,
+                        help='overlap between neighbouring tiles in pixels (default 64)')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (default auto)')
+    parser.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'],
+                        help='compute precision via autocast (fp16: CUDA only)')
+    parser.add_argument('--channels-last', action='store_true', help='channels-last memory format')
+    parser.add_argument('--compile', action='store_true', help='torch.compile the network (slow first image)')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+    return parser
+
+
+def network_spec_from_args(args):
+    if args.opt:
+        if args.arch or args.arch_args:
+            raise InferenceError('--opt already names the network; drop --arch/--arch-args or --opt')
+        spec = spec_from_option_file(args.opt)
+    else:
+        spec = NetworkSpec(arch=args.arch or DEFAULT_ARCH, kwargs=parse_arch_args(args.arch_args))
+    spec.weights = args.weights or spec.weights
+    spec.param_key = args.param_key or spec.param_key
+    if not spec.weights:
+        raise InferenceError('No weights given: pass --weights, or an --opt whose path.pretrain_network_g is set')
+    if not os.path.isfile(spec.weights):
+        origin = '--weights' if args.weights else f'path.pretrain_network_g in {args.opt}'
+        raise InferenceError(f'Weights file {spec.weights} does not exist (from {origin})')
+    return spec
+
+
+def deblur_files(args):
+    """Run the CLI; returns the exit status. Raises InferenceError for bad set-ups."""
+    # Check everything that can be checked before the (slow) network build.
+    device = resolve_device(args.device)
+    check_precision(args.precision, device)
+    if args.tile:
+        check_tile_settings(args.tile, args.tile_overlap)  # the size grid is checked once the network exists
+    spec = network_spec_from_args(args)
+    inputs = list_input_images(args.input)
+    outputs = prepare_output_dir(args.output, inputs)
+
+    network = build_network(spec)
+    load_weights(network, spec.weights, spec.param_key, network_description=spec.describe())
+    multiple = size_multiple(network)
+    if args.tile:
+        check_tile_settings(args.tile, args.tile_overlap, multiple)
+    restorer = ImageRestorer(prepare_network(network, device, args.channels_last, args.compile), device,
+                             args.precision, args.channels_last)
+
+    done, skipped = 0, []
+    with tqdm(total=len(inputs), desc='deblur', unit='img', disable=args.quiet) as images_bar:
+        for source_path, target_path in zip(inputs, outputs):
+            try:
+                image = read_image(source_path)
+            except ImageReadError as err:
+                tqdm.write(f'warning: skipping {err}', file=sys.stderr)
+                skipped.append(source_path)
+            else:
+                write_image(target_path, restore_image(restorer, image, args, multiple), image)
+                done += 1
+            images_bar.update()
+    print(f'Deblurred {done} image(s) into {args.output}' + (f'; skipped {len(skipped)} unreadable' if skipped else ''))
+    return 0 if done else EXIT_NOTHING_DONE
+
+
+def restore_image(restorer, image, args, multiple):
+    """Deblur one LoadedImage, with a per-tile progress bar when tiled; running out of
+    memory becomes an error that says how to avoid it."""
+    height, width = image.rgb.shape[:2]
+    tiles = count_tiles(height, width, args.tile, args.tile_overlap, multiple) if args.tile else 1
+    try:
+        with tqdm(total=tiles, desc=os.path.basename(image.path), unit='tile', leave=False,
+                  disable=args.quiet or tiles == 1) as tiles_bar:
+            return restorer.restore(image.rgb, args.tile, args.tile_overlap, multiple, tiles_bar.update)
+    except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError too
+        if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in str(err):
+            raise
+        where = f'{args.tile}x{args.tile} tiles' if args.tile else 'the whole image at once'
+        raise InferenceError(f'Out of memory deblurring {image.path} ({height}x{width}) with {where} on '
+                             f'{restorer.device}; use a smaller --tile (e.g. 512 or 256)') from None
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        status = deblur_files(args)
+    except InferenceError as err:
+        print(f'error: {err}', file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Building a registered network from the command line or from a BasicSR option file.
+
+Shared by the deblur CLI, ``scripts/benchmark.py`` and ``scripts/compare.py``: all of
+them name a network either as ``arch name + JSON kwargs`` or as an option file's
+``network_g``.
+"""
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from basicsr_sgenet.inference.errors import InferenceError
+
+DEFAULT_ARCH = 'SGENet'
+
+
+@dataclass
+class NetworkSpec:
+    """What to build: a registered arch and its keyword arguments, plus what an option
+    file says about its weights (``path.pretrain_network_g`` / ``path.param_key_g``)."""
+    arch: str
+    kwargs: dict = field(default_factory=dict)
+    weights: Optional[str] = None
+    param_key: Optional[str] = None
+    source: str = 'command line'
+
+    def describe(self):
+        args = ', '.join(f'{key}={value!r}' for key, value in self.kwargs.items())
+        return f'{self.arch}({args})'
+
+
+def parse_arch_args(text, argument='--arch-args'):
+    """JSON object -> dict, or InferenceError naming ``argument``."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InferenceError(f'{argument} is not valid JSON ({err}): {text}') from None
+    if not isinstance(value, dict):
+        raise InferenceError(f'{argument} must be a JSON object such as \'{{"channels": [48, 60, 72]}}\', got {text}')
+    return value
+
+
+def spec_from_option_file(path, network_key='network_g'):
+    """NetworkSpec from a BasicSR option file's ``network_g`` (and its weights path)."""
+    import yaml
+
+    if not os.path.isfile(path):
+        raise InferenceError(f'Option file {path} does not exist')
+    try:
+        with open(path) as f:
+            opt = yaml.safe_load(f)
+    except yaml.YAMLError as err:
+        raise InferenceError(f'Option file {path} is not valid YAML: {err}') from None
+    if not isinstance(opt, dict) or not isinstance(opt.get(network_key), dict):
+        raise InferenceError(f'Option file {path} has no "{network_key}" section')
+    kwargs = dict(opt[network_key])
+    arch = kwargs.pop('type', None)
+    if not arch:
+        raise InferenceError(f'Option file {path}: {network_key} has no "type"')
+    paths = opt.get('path') or {}
+    return NetworkSpec(arch=arch, kwargs=kwargs, weights=paths.get('pretrain_network_g'),
+                       param_key=paths.get('param_key_g'), source=path)
+
+
+def build_network(spec):
+    """Instantiate ``spec`` from BasicSR's ARCH_REGISTRY (plugin archs included).
+
+    Called directly rather than through ``basicsr.archs.build_network``, which logs to
+    BasicSR's root logger and would print to the console of a command-line tool.
+    """
+    import basicsr.archs  # noqa: F401  (BasicSR's own archs registered)
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    import basicsr_sgenet  # noqa: F401  (compat fixes, plugin archs registered)
+
+    if spec.arch not in ARCH_REGISTRY:
+        known = ', '.join(sorted(name for name, _ in ARCH_REGISTRY))
+        raise InferenceError(f'Unknown arch {spec.arch!r} (from {spec.source}); registered archs: {known}')
+    try:
+        return ARCH_REGISTRY.get(spec.arch)(**spec.kwargs)
+    except (TypeError, ValueError) as err:
+        raise InferenceError(f'Cannot build {spec.describe()} (from {spec.source}): {err}') from None
+
+
+def size_multiple(network):
+    """The size grid the network computes on: SGENet's ``size_multiple`` (2 ** number
+    of downsamplings), SwinIR's ``window_size``, else 1."""
+    for name in ('size_multiple', 'window_size'):
+        value = getattr(network, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1
+
+
+def first_image(output):
+    """The restored image from a network's output: the tensor itself, the first item of
+    a list/tuple (multi-stage nets such as MPRNet put the final image first), or the
+    'final' entry of a dict (SGENet in training mode)."""
+    if isinstance(output, dict):
+        return output['final'] if 'final' in output else next(iter(output.values()))
+    if isinstance(output, (list, tuple)):
+        return output[0]
+    return output

@@ -1,0 +1,193 @@
+"""Cost of a network: parameters, multiply-accumulates, latency and peak memory.
+
+Used by ``scripts/benchmark.py`` and ``scripts/compare.py``. What each number means:
+
+* Params: all parameters of the module.
+* MACs: ``torch.utils.flop_counter.FlopCounterMode`` FLOPs / 2 for one forward pass of a
+  1 x 3 x H x W input. It counts matrix multiplications and convolutions (and attention
+  kernels), not element-wise ops, pooling or interpolation, which is also what
+  fvcore-style counters in papers mostly count. The pass runs on the ``meta`` device
+  (shapes only, no compute), so 720p counts of large networks are instant; a network
+  that cannot run on ``meta`` is counted by a real CPU forward pass instead.
+* Latency: wall time of ``network(x)`` under ``torch.inference_mode()`` with the input
+  already on the device, after warm-up runs (which also absorb ``torch.compile``), with
+  ``torch.cuda.synchronize()`` before starting and before stopping the clock on CUDA,
+  so asynchronous kernel launches are not mistaken for finished work. Median (and min)
+  of the timed runs.
+* Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` during one forward pass,
+  weights and input included (tensors only, not the caching allocator's reserve or the
+  CUDA context). On the CPU, the rise of the process's peak resident set size (Linux
+  ``VmHWM``, reset through ``/proc/self/clear_refs``) over the resident size just before
+  the pass, after returning freed heap memory to the OS with ``malloc_trim``: the
+  memory the forward pass itself needed (activations, workspaces), weights excluded.
+  Elsewhere it is not measured.
+"""
+import contextlib
+import ctypes
+import gc
+import statistics
+import time
+from dataclasses import dataclass
+from typing import List, Optional
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from basicsr_sgenet.inference.errors import InferenceError, first_line
+from basicsr_sgenet.inference.network import build_network, first_image
+from basicsr_sgenet.inference.runtime import autocast, prepare_network
+
+MIB = 2**20
+
+
+def parse_size(text, argument='--size'):
+    """'HEIGHTxWIDTH' -> (height, width), or InferenceError naming ``argument``."""
+    try:
+        height, width = (int(part) for part in text.lower().split('x'))
+    except ValueError:
+        raise InferenceError(f'{argument}: {text!r} is not HEIGHTxWIDTH (e.g. 720x1280)') from None
+    if height < 1 or width < 1:
+        raise InferenceError(f'{argument}: {text!r} must be positive')
+    return height, width
+
+
+def format_gmacs(macs):
+    """MACs as GMACs with sensible precision: 5827, 414.3, 1.25, 0.0123."""
+    gmacs = macs / 1e9
+    if gmacs >= 1000:
+        return f'{gmacs:.0f}'
+    if gmacs >= 1:
+        return f'{gmacs:.1f}' if gmacs >= 10 else f'{gmacs:.2f}'
+    return f'{gmacs:.3g}'
+
+
+def count_parameters(network):
+    return sum(p.numel() for p in network.parameters())
+
+
+def _count_forward_flops(network, height, width, device):
+    x = torch.zeros(1, 3, height, width, device=device)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        network(x)
+    return counter.get_total_flops()
+
+
+def build_on_meta(spec):
+    """``spec``'s network with parameters on the ``meta`` device (shapes, no storage)."""
+    try:
+        with torch.device('meta'):
+            return build_network(spec).eval()
+    except Exception:  # noqa: BLE001  (any failure: retry the plain way, which re-raises real errors)
+        # Constructors that read tensor values (``.item()``, ``.data =``) need real
+        # tensors: build on the CPU, then drop the storage.
+        return build_network(spec).eval().to('meta')
+
+
+def _meta_forward_flops(network, height, width):
+    """FLOPs of a forward pass on the meta device, or None if the forward needs real
+    tensor values (data-dependent control flow, ``.item()``)."""
+    try:
+        return _count_forward_flops(network, height, width, 'meta')
+    except Exception:  # noqa: BLE001  (any failure here means: count with real tensors instead)
+        return None
+
+
+def count_macs(spec, height, width, network=None):
+    """(MACs, how) for one 1 x 3 x height x width forward pass of ``spec``'s network.
+
+    ``network``: an already built meta-device copy to reuse. ``how`` is 'meta' when no
+    compute ran, 'cpu' when a real forward pass was needed.
+    """
+    flops = _meta_forward_flops(build_on_meta(spec) if network is None else network, height, width)
+    if flops is not None:
+        return flops // 2, 'meta'
+    try:
+        return _count_forward_flops(build_network(spec).eval(), height, width, 'cpu') // 2, 'cpu'
+    except RuntimeError as err:
+        raise InferenceError(f'{spec.describe()} (from {spec.source}) cannot run on a 1x3x{height}x{width} input: '
+                             f'{first_line(err)}') from None
+
+
+def _synchronize(device):
+    if device.type == 'cuda':
+        torch.cuda.synchronize(device)
+
+
+def _resident_kib(field):
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    raise OSError(f'{field} not in /proc/self/status')
+
+
+def _release_free_heap():
+    """Hand freed heap memory back to the OS (glibc), so it is not silently reused by
+    the measured pass and hidden from the resident-size peak."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+
+
+def _cpu_peak_mib(run_once):
+    try:
+        _release_free_heap()
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # reset VmHWM (peak RSS) to the current RSS
+        before = _resident_kib('VmRSS')
+        run_once()
+        return (_resident_kib('VmHWM') - before) / 1024
+    except OSError:
+        return None
+
+
+def _cuda_peak_mib(run_once, device):
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    run_once()
+    _synchronize(device)
+    return torch.cuda.max_memory_allocated(device) / MIB
+
+
+@dataclass
+class Timing:
+    latencies_s: List[float]
+    peak_memory_mib: Optional[float]
+
+    @property
+    def median_ms(self):
+        return 1000 * statistics.median(self.latencies_s)
+
+    @property
+    def min_ms(self):
+        return 1000 * min(self.latencies_s)
+
+
+def measure_latency(network, device, height, width, precision='fp32', channels_last=False, compile_network=False,
+                    warmup=2, repeats=5):
+    """Time ``repeats`` synchronised forward passes after ``warmup`` untimed ones, then
+    measure peak memory on one more pass. ``network`` is a fresh module (any device)."""
+    network = prepare_network(network, device, channels_last, compile_network)
+    x = torch.rand(1, 3, height, width, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def run_once():
+        with torch.inference_mode(), autocast(device, precision):
+            return first_image(network(x))
+
+    for _ in range(warmup):
+        run_once()
+    latencies = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        run_once()
+        _synchronize(device)
+        latencies.append(time.perf_counter() - start)
+    if device.type == 'cuda':
+        peak = _cuda_peak_mib(run_once, device)
+    else:
+        peak = _cpu_peak_mib(run_once)
+    return Timing(latencies, peak)

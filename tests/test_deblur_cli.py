@@ -1,0 +1,242 @@
+"""The deblur CLI (basicsr_sgenet/deblur.py) and what it is built from: tiling, image
+IO, weights loading. Runs in-process on tiny networks and images (2-core machine)."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+
+from basicsr_sgenet.deblur import main
+from basicsr_sgenet.inference.errors import InferenceError
+from basicsr_sgenet.inference.tiling import check_tile_settings, tile_spans, tiled_forward
+from basicsr_sgenet.inference.weights import load_weights
+
+TINY_SGENET = {'channels': [8, 12, 16], 'num_rdm': 1}
+TINY_SGENET_JSON = '{"channels": [8, 12, 16], "num_rdm": 1}'
+PROBE_MARGIN = 16  # overlap 64 // 4: the blend ignores this many pixels at shared tile edges
+
+
+class TilingProbeNet(nn.Module):
+    """A small, strictly local network with a downsampling (so tiles must stay on its
+    2-pixel grid) and a receptive-field radius below PROBE_MARGIN (checked below)."""
+    size_multiple = 2
+
+    def __init__(self, width=6):
+        super().__init__()
+        self.head = nn.Conv2d(3, width, 3, padding=1)
+        self.body = nn.Conv2d(width, width, 3, padding=1)
+        self.tail = nn.Conv2d(width, 3, 3, padding=1)
+
+    def forward(self, x):
+        features = torch.relu(self.head(x))
+        features = torch.relu(self.body(F.avg_pool2d(features, 2)))
+        features = F.interpolate(features, scale_factor=2, mode='bilinear', align_corners=False)
+        return x + self.tail(features)
+
+
+if 'TilingProbeNet' not in ARCH_REGISTRY:
+    ARCH_REGISTRY.register(TilingProbeNet)
+
+
+def smooth_image(height, width, seed=0):
+    rng = np.random.default_rng(seed)
+    return cv2.GaussianBlur(rng.random((height, width, 3)).astype(np.float32), (7, 7), 2)
+
+
+@pytest.fixture(scope='module')
+def weights(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('weights')
+    torch.manual_seed(0)
+    sgenet = ARCH_REGISTRY.get('SGENet')(**TINY_SGENET)
+    probe = TilingProbeNet()
+    paths = {'sgenet': str(folder / 'sgenet.pth'), 'probe': str(folder / 'probe.pth')}
+    torch.save({'params': sgenet.state_dict(), 'params_ema': sgenet.state_dict()}, paths['sgenet'])
+    torch.save({'params': probe.state_dict()}, paths['probe'])
+    return paths
+
+
+def run_cli(*args):
+    return main([str(arg) for arg in args] + ['--quiet', '--device', 'cpu'])
+
+
+def sgenet_cli(input_path, output_dir, weights, *extra):
+    return run_cli('-i', input_path, '-o', output_dir, '--weights', weights['sgenet'], '--arch-args',
+                   TINY_SGENET_JSON, *extra)
+
+
+# --- tiling ----------------------------------------------------------------------------
+
+def test_tile_spans_cover_on_the_grid():
+    spans = tile_spans(203, 64, 16, multiple=4)
+    assert spans[0][0] == 0 and spans[-1][1] == 203
+    assert all(start % 4 == 0 for start, _ in spans)
+    assert all(prev_end - start >= 16 for (_, prev_end), (start, _) in zip(spans, spans[1:]))
+    assert all(end - start >= 64 for start, end in spans) and spans[-1][1] - spans[-1][0] < 64 + 4
+    assert tile_spans(50, 64, 16, 4) == [(0, 50)]
+
+
+def test_probe_receptive_field_is_within_the_margin():
+    torch.manual_seed(0)
+    net = TilingProbeNet().eval()
+    x = torch.rand(1, 3, 64, 64)
+    y = x.clone()
+    y[..., 32, 32] += 1
+    with torch.no_grad():
+        changed = (net(y) - net(x)).abs().amax(1)[0] > 0
+    rows, cols = torch.nonzero(changed, as_tuple=True)
+    radius = max((rows - 32).abs().max().item(), (cols - 32).abs().max().item())
+    assert radius < PROBE_MARGIN
+
+
+def test_tiled_equals_untiled_for_a_local_network():
+    # Every pixel the blend keeps saw exactly its untiled context, so the only
+    # difference left is float32 rounding in the weight normalisation (~1e-7).
+    torch.manual_seed(0)
+    net = TilingProbeNet().eval()
+    x = torch.from_numpy(smooth_image(150, 170).transpose(2, 0, 1))[None]
+    with torch.no_grad():
+        untiled = net(x)
+        tiled = tiled_forward(net, x, tile=96, overlap=4 * PROBE_MARGIN, multiple=2)
+    assert (tiled - untiled).abs().max().item() < 1e-5
+
+
+def test_tiled_sgenet_is_within_rounding_of_untiled():
+    # SGENet's receptive field spans the whole image and CSAM pools globally, so tiles
+    # cannot match exactly. Measured on this tiny random-weight SGENet (192x256 image,
+    # tile 128, overlap 64): max abs diff ~5e-6. The bound asserted, 1e-3, is a quarter
+    # of an 8-bit step (0.5 / 255 = 2e-3): outputs agree after 8-bit rounding except at
+    # rounding boundaries.
+    torch.manual_seed(0)
+    net = ARCH_REGISTRY.get('SGENet')(**TINY_SGENET).eval()
+    x = torch.from_numpy(smooth_image(160, 224).transpose(2, 0, 1))[None]
+    with torch.no_grad():
+        untiled = net(x)
+        tiled = tiled_forward(net, x, tile=128, overlap=64, multiple=net.size_multiple)
+    assert (tiled - untiled).abs().max().item() < 1e-3
+
+
+@pytest.mark.parametrize('tile, overlap, message', [(32, 32, 'larger than'), (16, 32, 'larger than'),
+                                                    (66, 16, 'multiple of 4'), (64, 18, 'multiple of 4')])
+def test_bad_tile_settings(tile, overlap, message):
+    with pytest.raises(InferenceError, match=message):
+        check_tile_settings(tile, overlap, multiple=4)
+
+
+def test_cli_tiled_matches_untiled(tmp_path, weights):
+    image = (smooth_image(150, 170) * 65535).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / 'in.png'), image)
+    common = ['-i', tmp_path / 'in.png', '--weights', weights['probe'], '--arch', 'TilingProbeNet']
+    assert run_cli(*common, '-o', tmp_path / 'whole') == 0
+    assert run_cli(*common, '-o', tmp_path / 'tiled', '--tile', 96, '--tile-overlap', 64) == 0
+    whole = cv2.imread(str(tmp_path / 'whole' / 'in.png'), cv2.IMREAD_UNCHANGED).astype(int)
+    tiled = cv2.imread(str(tmp_path / 'tiled' / 'in.png'), cv2.IMREAD_UNCHANGED).astype(int)
+    assert np.abs(whole - tiled).max() <= 1  # 16-bit: at most a rounding-boundary flip
+
+
+# --- files: bit depth, grayscale, alpha, names --------------------------------------------
+
+def test_bit_depth_gray_alpha_and_names(tmp_path, weights):
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    rgb8 = (smooth_image(40, 48) * 255).astype(np.uint8)
+    cv2.imwrite(str(inputs / 'eight.png'), rgb8)
+    cv2.imwrite(str(inputs / 'sixteen.png'), (smooth_image(40, 48, 1) * 65535).astype(np.uint16))
+    cv2.imwrite(str(inputs / 'sixteen.tif'), (smooth_image(36, 44, 2) * 65535).astype(np.uint16))
+    cv2.imwrite(str(inputs / 'photo.jpg'), rgb8)
+    cv2.imwrite(str(inputs / 'gray.png'), rgb8[..., 1])
+    alpha = np.tile(np.arange(48, dtype=np.uint8) * 5, (40, 1))
+    cv2.imwrite(str(inputs / 'rgba.png'), np.dstack([rgb8, alpha]))
+
+    assert sgenet_cli(inputs, tmp_path / 'out', weights) == 0
+
+    def read(name):
+        return cv2.imread(str(tmp_path / 'out' / name), cv2.IMREAD_UNCHANGED)
+
+    assert sorted(os.listdir(tmp_path / 'out')) == ['eight.png', 'gray.png', 'photo.png', 'rgba.png',
+                                                    'sixteen.png', 'sixteen.tif']
+    assert read('eight.png').dtype == np.uint8 and read('eight.png').shape == (40, 48, 3)
+    assert read('sixteen.png').dtype == np.uint16 and read('sixteen.png').shape == (40, 48, 3)
+    assert read('sixteen.tif').dtype == np.uint16 and read('sixteen.tif').shape == (36, 44, 3)
+    assert read('photo.png').dtype == np.uint8
+    assert read('gray.png').shape == (40, 48)
+    rgba = read('rgba.png')
+    assert rgba.shape == (40, 48, 4)
+    np.testing.assert_array_equal(rgba[..., 3], alpha)
+    # The colour channels were deblurred exactly like the same image without alpha.
+    np.testing.assert_array_equal(rgba[..., :3], read('eight.png'))
+
+
+# --- errors ---------------------------------------------------------------------------
+
+def test_unreadable_image_is_skipped_with_a_warning(tmp_path, weights, capsys):
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    cv2.imwrite(str(inputs / 'good.png'), (smooth_image(24, 32) * 255).astype(np.uint8))
+    (inputs / 'broken.png').write_bytes(b'not a png')
+    assert sgenet_cli(inputs, tmp_path / 'out', weights) == 0
+    assert 'broken.png' in capsys.readouterr().err
+    assert os.listdir(tmp_path / 'out') == ['good.png']
+
+
+def test_wrong_arch_weights_name_the_keys(tmp_path, weights, capsys):
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    status = run_cli('-i', tmp_path / 'a.png', '-o', tmp_path / 'out', '--weights', weights['probe'], '--arch-args',
+                     TINY_SGENET_JSON)
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and err.startswith('error:') and len(err.splitlines()) == 1
+    assert 'missing keys' in err and 'stage1_shallow.weight' in err
+    assert 'unexpected keys' in err and 'head.weight' in err
+
+
+def test_other_configuration_weights_name_the_shapes(tmp_path, weights, capsys):
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    status = run_cli('-i', tmp_path / 'a.png', '-o', tmp_path / 'out', '--weights', weights['sgenet'], '--arch-args',
+                     '{"channels": [8, 12, 20], "num_rdm": 1}')
+    err = capsys.readouterr().err
+    assert status == 2 and 'other shapes' in err and '(20,' in err
+
+
+def test_weights_prefer_ema_and_strip_module_prefix(tmp_path):
+    net = TilingProbeNet()
+    ema = {f'module.{k}': torch.full_like(v, 0.5) for k, v in net.state_dict().items()}
+    plain = {f'module.{k}': torch.zeros_like(v) for k, v in net.state_dict().items()}
+    path = tmp_path / 'ckpt.pth'
+    torch.save({'params': plain, 'params_ema': ema}, path)
+    assert load_weights(net, str(path)) == 'params_ema'
+    assert all((v == 0.5).all() for v in net.state_dict().values())
+    assert load_weights(net, str(path), param_key='params') == 'params'
+    torch.save(net.state_dict(), tmp_path / 'raw.pth')
+    assert load_weights(net, str(tmp_path / 'raw.pth')) is None
+
+
+@pytest.mark.parametrize('case', ['missing weights', 'output is a file', 'tile <= overlap', 'fp16 on cpu',
+                                  'output is input', 'bad arch args', 'missing input', 'tile off the grid'])
+def test_bad_input_gives_one_error_line(tmp_path, weights, capsys, case):
+    image = tmp_path / 'a.png'
+    cv2.imwrite(str(image), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / 'file').write_text('')
+    args = {
+        'missing weights': ['-i', image, '-o', tmp_path / 'o', '--weights', tmp_path / 'nope.pth'],
+        'output is a file': ['-i', image, '-o', tmp_path / 'file', '--weights', weights['sgenet']],
+        'tile <= overlap': ['-i', image, '-o', tmp_path / 'o', '--weights', weights['sgenet'], '--tile', 32,
+                            '--tile-overlap', 32],
+        'fp16 on cpu': ['-i', image, '-o', tmp_path / 'o', '--weights', weights['sgenet'], '--precision', 'fp16'],
+        'output is input': ['-i', tmp_path, '-o', tmp_path, '--weights', weights['sgenet']],
+        'bad arch args': ['-i', image, '-o', tmp_path / 'o', '--weights', weights['sgenet'], '--arch-args', '{oops'],
+        'missing input': ['-i', tmp_path / 'nothing', '-o', tmp_path / 'o', '--weights', weights['sgenet']],
+        'tile off the grid': ['-i', image, '-o', tmp_path / 'o', '--weights', weights['sgenet'], '--tile', 66],
+    }[case]
+    if case != 'bad arch args':
+        args += ['--arch-args', TINY_SGENET_JSON]
+    status = run_cli(*args)
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert err.startswith('error:') and len(err.splitlines()) == 1, err
+    expected = {'missing weights': 'nope.pth', 'output is a file': 'not a folder', 'tile <= overlap': 'larger than',
+                'fp16 on cpu': 'CUDA', 'output is input': 'overwrite', 'bad arch args': '--arch-args',
+                'missing input': 'does not exist', 'tile off the grid': 'multiple of 4'}[case]
+    assert expected in err
