@@ -1,0 +1,66 @@
+"""The shipped option files: every type they name is registered, the recipe's numbers
+hang together, and their dataset sections build on prepared data."""
+import os
+
+import pytest
+from basicsr.data import build_dataset
+from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+
+from basicsr_sgenet.cli import check_option_file
+from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro
+from conftest import REPO_ROOT
+from tiny_datasets import make_gopro_tree
+
+OPTION_FILES = ['train_SGENet_GoPro.yml', 'test_SGENet_GoPro.yml', 'test_SGENet_HIDE.yml']
+GOPRO_TRAIN_PAIRS, PAPER_EPOCHS, PAPER_TOTAL_BATCH = 2103, 3000, 16
+
+
+def load(name):
+    path = os.path.join(REPO_ROOT, 'options', name)
+    return path, check_option_file(path)
+
+
+@pytest.mark.parametrize('name', OPTION_FILES)
+def test_types_are_registered(name):
+    _, opt = load(name)
+    assert opt['model_type'] in MODEL_REGISTRY
+    assert opt['scale'] == 1 and opt['num_gpu'] == 'auto'
+    for dataset in opt['datasets'].values():
+        assert dataset['type'] in DATASET_REGISTRY
+    metrics = opt['val']['metrics']
+    assert {metrics[name]['type'] for name in ('psnr_matlab', 'ssim_matlab', 'psnr', 'ssim')} == {
+        'calculate_psnr_matlab', 'calculate_ssim_matlab', 'calculate_psnr', 'calculate_ssim'}
+    for metric in metrics.values():
+        assert metric['crop_border'] == 0 and metric.get('test_y_channel', False) is False
+
+
+def test_training_recipe_is_the_papers():
+    _, opt = load('train_SGENet_GoPro.yml')
+    train_set, train = opt['datasets']['train'], opt['train']
+    assert (train_set['gt_size'], train_set['use_hflip'], train_set['use_vflip']) == (256, True, True)
+    assert not train_set.get('use_rot')
+    iters_per_epoch = -(-GOPRO_TRAIN_PAIRS // PAPER_TOTAL_BATCH)  # 132, the last batch partial
+    assert train['total_iter'] == PAPER_EPOCHS * iters_per_epoch == train['scheduler']['periods'][0]
+    assert train['optim_g'] == {'type': 'Adam', 'lr': 2e-4, 'weight_decay': 0, 'betas': [0.9, 0.999]}
+    assert train['scheduler']['type'] == 'CosineAnnealingRestartLR' and train['scheduler']['eta_min'] == 1e-7
+    pixel_opt = dict(train['pixel_opt'])
+    assert pixel_opt == {'type': 'MultiScaleCharbonnierEdgeLoss', 'loss_weight': 1.0, 'edge_weight': 0.05,
+                         'eps': 1e-3}
+    LOSS_REGISTRY.get(pixel_opt.pop('type'))(**pixel_opt)
+    assert train_set['total_batch_size'] == PAPER_TOTAL_BATCH and 'batch_size_per_gpu' not in train_set
+    # The torchrun backend follows the hardware: a pinned nccl would fail on CPU-only machines.
+    assert opt['logger']['use_tb_logger'] and 'dist_params' not in opt
+
+
+def test_dataset_sections_build_on_prepared_lmdbs(tmp_path, monkeypatch):
+    make_gopro_tree(str(tmp_path / 'src'))
+    # The option files' paths are relative to the directory training starts in.
+    prepare_gopro(str(tmp_path / 'src'), str(tmp_path / 'datasets/GoPro'), grid=SubimageGrid(24, 12), workers=1,
+                  progress=False, log=lambda *_: None)
+    monkeypatch.chdir(tmp_path)
+    for name, section in (('train_SGENet_GoPro.yml', 'val'), ('test_SGENet_GoPro.yml', 'test_1')):
+        dataset_opt = dict(load(name)[1]['datasets'][section], phase=section.split('_')[0], scale=1)
+        sample = build_dataset(dataset_opt)[0]
+        assert sample['lq'].shape == (3, 40, 56)
+    train_opt = dict(load('train_SGENet_GoPro.yml')[1]['datasets']['train'], phase='train', scale=1, gt_size=16)
+    assert build_dataset(train_opt)[0]['gt'].shape == (3, 16, 16)
