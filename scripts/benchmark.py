@@ -28,6 +28,7 @@ from basicsr_sgenet.inference.errors import InferenceError, first_line  # noqa: 
 from basicsr_sgenet.inference.network import (  # noqa: E402
     NetworkSpec, build_network, parse_arch_args, spec_from_option_file)
 from basicsr_sgenet.inference.runtime import check_precision, resolve_device  # noqa: E402
+from basicsr_sgenet.plotting import labelled_scatter  # noqa: E402
 from basicsr_sgenet.profiling import (  # noqa: E402
     build_on_meta, count_macs, count_parameters, format_gmacs, measure_latency, parse_size)
 
@@ -177,29 +178,13 @@ def markdown_report(rows, machine, args):
 
 def plot(rows, path):
     """Latency against MACs, one point per row; returns a message about what happened."""
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return f'matplotlib is not installed: skipped the plot {path} (pip install matplotlib to get it)'
     timed = [row for row in rows if row.median_ms is not None]
     if not timed:
         return f'no timed rows: skipped the plot {path}'
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for row in timed:
-        ax.scatter(row.macs / 1e9, row.median_ms)
-        ax.annotate(f'{row.label} {row.size[0]}x{row.size[1]} {row.precision} {row.mode}',
-                    (row.macs / 1e9, row.median_ms), fontsize=7, xytext=(3, 3), textcoords='offset points')
-    ax.set_xscale('log')
-    ax.set_yscale('log')
-    ax.set_xlabel('GMACs per forward pass')
-    ax.set_ylabel(f'median latency (ms), {timed[0].device}')
-    ax.grid(True, which='both', alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return f'wrote {path}'
+    points = [(row.macs / 1e9, row.median_ms, f'{row.label} {row.size[0]}x{row.size[1]} {row.precision} {row.mode}')
+              for row in timed]
+    return labelled_scatter(points, path, 'GMACs per forward pass', f'median latency (ms), {timed[0].device}',
+                            log_y=True)
 
 
 def build_parser():

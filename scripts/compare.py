@@ -36,6 +36,7 @@ from basicsr_sgenet.experiment_logs import (  # noqa: E402
     ParsedLog, best_validations, find_logs, latest_validations, parse_log_file)
 from basicsr_sgenet.inference.errors import InferenceError, first_line  # noqa: E402
 from basicsr_sgenet.inference.network import NetworkSpec, build_network, spec_from_option_file  # noqa: E402
+from basicsr_sgenet.plotting import labelled_scatter  # noqa: E402
 from basicsr_sgenet.inference.runtime import resolve_device  # noqa: E402
 from basicsr_sgenet.profiling import (  # noqa: E402
     build_on_meta, count_macs, count_parameters, format_gmacs, measure_latency, parse_size)
@@ -163,12 +164,6 @@ def markdown_table(experiments, size, args):
 
 def plot(experiments, path, use_latency):
     """Score against latency (or MACs when latency was not measured)."""
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return f'matplotlib is not installed: skipped the plot {path} (pip install matplotlib to get it)'
     metric = next((m for m in metric_columns(experiments) if 'psnr' in m.lower()), None)
     points = []
     for experiment in experiments:
@@ -179,18 +174,7 @@ def plot(experiments, path, use_latency):
     if not points:
         return f'nothing to plot (need {metric or "a psnr metric"} and {"latency" if use_latency else "MACs"}): ' \
                f'skipped {path}'
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for x, y, label in points:
-        ax.scatter(x, y)
-        ax.annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords='offset points')
-    ax.set_xscale('log')
-    ax.set_xlabel('median latency (ms)' if use_latency else 'GMACs per forward pass')
-    ax.set_ylabel(metric)
-    ax.grid(True, which='both', alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return f'wrote {path}'
+    return labelled_scatter(points, path, 'median latency (ms)' if use_latency else 'GMACs per forward pass', metric)
 
 
 def build_parser():
