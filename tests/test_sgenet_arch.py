@@ -277,3 +277,18 @@ def test_traces_as_one_graph_for_torch_compile():
         compiled = torch.compile(net, backend='eager', fullgraph=True)
         torch.testing.assert_close(compiled(image), reference)
     torch._dynamo.reset()
+
+
+def test_cem_with_every_unit_switched_off_still_passes_features_and_gradient():
+    """Large Adam steps can push every unit of CEM's relu(merge(X)) negative. With the
+    post-activation skip the level then output exactly zero and never recovered (SGENet
+    silently returned its input); the pre-activation skip keeps signal and gradient."""
+    cem = CEM(channels=4, coarser_channels=None, image_channels=3)
+    with torch.no_grad():
+        cem.merge.weight.fill_(-0.1)  # positive input -> merge output negative everywhere
+    skip = torch.rand(1, 4, 8, 8) + 0.1
+    features, _ = cem(skip, torch.rand(1, 3, 8, 8))
+    assert torch.all(torch.relu(cem.merge(skip)) == 0), 'the set-up must switch every unit off'
+    assert features.abs().sum() > 0
+    features.sum().backward()
+    assert cem.merge.weight.grad.abs().sum() > 0

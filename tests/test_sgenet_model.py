@@ -381,3 +381,28 @@ def test_basicsr_trainer_runs_sgenet_on_cpu(tmp_path):
     assert 'l_pix_final:' in log_text and 'l_pix_stage1_cem3:' in log_text
     assert np.mean(totals[-5:]) < np.mean(totals[:5]), totals
     assert re.search(r'# psnr: \d+\.\d+', log_text)
+
+
+class _RecordingLogger:
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, message):
+        self.warnings.append(message)
+
+
+def test_a_network_that_restores_nothing_is_reported_at_logging_iterations(tmp_path, monkeypatch):
+    logger = _RecordingLogger()
+    monkeypatch.setattr('basicsr_sgenet.models.sgenet_model.get_root_logger', lambda: logger)
+    model = build_model(make_opt(tmp_path, network_g=TINY_SGENET))
+    model.feed_data(smooth_pair(size=16))
+    model.optimize_parameters(10)
+    assert logger.warnings == []  # a working network changes the image
+    # A dead last decoder level: the output conv sees zeros; zero weights do the same.
+    torch.nn.init.zeros_(model.net_g.output_conv.weight)
+    model.optimizer_g = torch.optim.SGD(model.net_g.parameters(), lr=0)  # keep it dead
+    model.optimize_parameters(9)
+    assert logger.warnings == []  # not a logging iteration (print_freq 10)
+    model.optimize_parameters(20)
+    assert len(logger.warnings) == 1 and 'Iteration 20' in logger.warnings[0]
+    assert 'equals the blurred input exactly' in logger.warnings[0]

@@ -155,6 +155,19 @@ class SGENetModel(SRModel):
         self.log_dict = self.reduce_loss_dict(losses)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+        self._warn_if_restoring_nothing(current_iter)
+
+    def _warn_if_restoring_nothing(self, current_iter):
+        """At each logging iteration, warn if the restored image equals the input bit for
+        bit: a network whose last decoder level outputs exactly zero (dead ReLUs) gets no
+        gradient there and would otherwise train on silently, restoring nothing."""
+        print_freq = self.opt.get('logger', {}).get('print_freq')
+        if not print_freq or current_iter % print_freq or not torch.equal(self.output.detach(), self.lq):
+            return
+        get_root_logger().warning(
+            f'Iteration {current_iter}: the restored image equals the blurred input exactly. The network has '
+            'stopped restoring (e.g. every unit of its last decoder level switched off) and gets no gradient '
+            'there. Lower train.optim_g.lr or add train.warmup_iter, and restart from an earlier checkpoint.')
 
     def test(self):
         with self._autocast(self.val_autocast_dtype):
