@@ -62,8 +62,13 @@ def run_pipeline(pipeline_name, argv=None):
     from basicsr_sgenet.models.sgenet_model import NonFiniteLossError
     from basicsr_sgenet.pipeline_checks import CheckpointMismatchError
     from basicsr_sgenet.resume import BadStateError
-    dist_params = opt.get('dist_params')
-    compat.requested_dist_backend = dist_params.get('backend') if isinstance(dist_params, dict) else None
+    dist_params = opt.get('dist_params') if isinstance(opt.get('dist_params'), dict) else {}
+    compat.requested_dist_backend = dist_params.get('backend')
+    timeout = dist_params.get('timeout_minutes')
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        sys.exit(f'error: Option file {known.opt}: dist_params.timeout_minutes must be a positive number, '
+                 f'not {timeout!r}.')
+    compat.requested_dist_timeout_minutes = timeout
     if pipeline_name == 'train':
         from basicsr.train import train_pipeline as pipeline
     else:

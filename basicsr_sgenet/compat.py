@@ -9,6 +9,7 @@ the current CUDA device as BasicSR's do, chosen by our own loader (see load_resu
 ``basicsr``; the auto-load hook (``basicsr_sgenet_autoload.py``) imports the package for
 BasicSR's stock entry points.
 """
+import datetime
 import functools
 import os
 import sys
@@ -95,9 +96,11 @@ def load_resume_state(opt):
     return resume_state
 
 
-# The option file's ``dist_params.backend``, which BasicSR's parse_options passes on only
-# for slurm; the entry points set it before handing over (see cli.py).
+# The option file's ``dist_params.backend`` and ``dist_params.timeout_minutes``, which
+# BasicSR's parse_options passes on only for slurm; the entry points set them before
+# handing over (see cli.py).
 requested_dist_backend = None
+requested_dist_timeout_minutes = None
 
 
 def init_dist(launcher, backend=None, **kwargs):
@@ -121,6 +124,10 @@ def init_dist(launcher, backend=None, **kwargs):
                                f'{", ".join(missing)}). Start training with `torchrun --nproc_per_node=N '
                                'basicsr_sgenet/train.py -opt ... --launcher pytorch`, or drop --launcher.')
     backend = backend or requested_dist_backend
+    if requested_dist_timeout_minutes and launcher == 'pytorch':
+        # Rank 0 validates the whole set while the others wait in a collective: with
+        # nccl's 10-minute default, a long validation kills the run.
+        kwargs.setdefault('timeout', datetime.timedelta(minutes=requested_dist_timeout_minutes))
     if not torch.cuda.is_available():
         if backend == 'nccl':
             raise LaunchError('dist_params.backend is nccl, which needs CUDA GPUs, and this machine has none: '

@@ -49,7 +49,8 @@ def test_training_recipe_is_the_papers():
     LOSS_REGISTRY.get(pixel_opt.pop('type'))(**pixel_opt)
     assert train_set['total_batch_size'] == PAPER_TOTAL_BATCH and 'batch_size_per_gpu' not in train_set
     # The torchrun backend follows the hardware: a pinned nccl would fail on CPU-only machines.
-    assert opt['logger']['use_tb_logger'] and 'dist_params' not in opt
+    assert opt['logger']['use_tb_logger'] and 'backend' not in opt['dist_params']
+    assert opt['dist_params']['timeout_minutes'] >= 60  # rank 0's full-set validation under torchrun
 
 
 def test_dataset_sections_build_on_prepared_lmdbs(tmp_path, monkeypatch):

@@ -92,3 +92,20 @@ def test_launcher_pytorch_without_torchrun_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exit_:
         run_pipeline('train', ['-opt', str(yml), '--launcher', 'pytorch'])
     assert str(exit_.value).startswith('error: --launcher pytorch needs the environment')
+
+
+def test_option_file_timeout_reaches_init_process_group(torchrun_env, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(dist, 'init_process_group', lambda **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(compat, 'requested_dist_backend', 'gloo')
+    monkeypatch.setattr(compat, 'requested_dist_timeout_minutes', 90)
+    compat.init_dist('pytorch')
+    assert seen['timeout'].total_seconds() == 90 * 60
+
+
+def test_bad_timeout_is_one_line(tmp_path):
+    yml = tmp_path / 'o.yml'
+    yml.write_text('name: x\nmodel_type: SGENetModel\nnetwork_g: {type: SGENet}\ndist_params: {timeout_minutes: soon}\n')
+    with pytest.raises(SystemExit) as exit_:
+        run_pipeline('train', ['-opt', str(yml)])
+    assert 'dist_params.timeout_minutes must be a positive number' in str(exit_.value)
