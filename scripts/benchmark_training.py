@@ -43,7 +43,6 @@ import copy
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -183,16 +182,10 @@ def measuring_options(base, run, iters, cuda):
     return opt
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def launch_command(nproc, option_file):
     if nproc == 1:
         return [sys.executable, TRAIN_SCRIPT, '-opt', option_file]
-    return [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={nproc}', f'--master_port={free_port()}',
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}',
             TRAIN_SCRIPT, '-opt', option_file, '--launcher', 'pytorch']
 
 

@@ -21,16 +21,16 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import basicsr_sgenet  # noqa: F401  (compat fixes, registers SGENet)
 from basicsr.archs import build_network
+from basicsr_sgenet.inference.errors import InferenceError
+from basicsr_sgenet.profiling import count_parameters, parse_size
 
 
-def parse_size(text):
+def size_argument(text):
+    """argparse type for --sizes: profiling.parse_size, with its message kept as the usage error."""
     try:
-        height, width = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'size must look like 720x1280 (HxW), got {text!r}') from None
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f'size must be positive, got {text!r}')
-    return height, width
+        return parse_size(text, 'value')
+    except InferenceError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_args(argv=None):
@@ -42,7 +42,7 @@ def parse_args(argv=None):
     parser.add_argument('--no-cem', action='store_true', help='plain skip fusion instead of CEM')
     parser.add_argument('--no-csam', action='store_true', help='plain cross-stage sum instead of CSAM')
     parser.add_argument('--csam-reduction', type=int, default=8)
-    parser.add_argument('--sizes', type=parse_size, nargs='+', default=[(256, 256), (720, 1280)],
+    parser.add_argument('--sizes', type=size_argument, nargs='+', default=[(256, 256), (720, 1280)],
                         help='input sizes HxW (default: 256x256 720x1280)')
     return parser.parse_args(argv)
 
@@ -132,7 +132,7 @@ def print_table(title, rows, net, macs_per_size, sizes):
         totals = [t + v for t, v in zip(totals, values)]
         print(f'{label:<44}{values[0] / 1e6:>12.4f}' + ''.join(f'{v / 1e9:>20.2f}' for v in values[1:]))
     print('-' * len(header))
-    params = sum(p.numel() for p in net.parameters())
+    params = count_parameters(net)
     print(f'{"total":<44}{params / 1e6:>12.4f}' + ''.join(f'{total / 1e9:>20.2f}' for _, total in macs_per_size))
     # Guard against a table that silently misses part of the network.
     if totals[0] != params or any(t != total for t, (_, total) in zip(totals[1:], macs_per_size)):

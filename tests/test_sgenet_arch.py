@@ -12,8 +12,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 
 from basicsr_sgenet.archs.sgenet_arch import (OUTPUT_SCALE_FACTORS, PAPER_CHANNELS, SGENet, average_pyramid,
                                               output_scale_factors, pad_to_multiple)
-from basicsr_sgenet.archs.sgenet_blocks import (CEM, CSAM, RDM, CrossStageSum, PlainSkipFusion,
-                                                count_parameters)
+from basicsr_sgenet.archs.sgenet_blocks import CEM, CSAM, RDM, CrossStageSum, PlainSkipFusion
+from basicsr_sgenet.profiling import count_parameters
 
 SMALL = [8, 12, 16]
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

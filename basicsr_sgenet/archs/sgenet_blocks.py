@@ -36,11 +36,6 @@ def conv1x1(in_channels, out_channels):
     return nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
 
-def count_parameters(module):
-    """Number of trainable parameters of a module."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
 class DilatedPath(nn.Sequential):
     """relu -> conv(d_1) -> relu -> conv(d_2) -> ...: one recursive path of an RDM."""
 
