@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from basicsr.archs import build_network
 from basicsr.utils.registry import ARCH_REGISTRY
 
+from basicsr_sgenet.archs.arch_util import pad_to_multiple
 from basicsr_sgenet.archs.sgenet_arch import (OUTPUT_SCALE_FACTORS, PAPER_CHANNELS, SGENet, average_pyramid,
-                                              output_scale_factors, pad_to_multiple)
+                                              output_scale_factors)
 from basicsr_sgenet.archs.sgenet_blocks import CEM, CSAM, RDM, CrossStageSum, PlainSkipFusion
 from basicsr_sgenet.profiling import count_parameters
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
+from basicsr_sgenet.archs.arch_util import crop_to_scale, pad_to_multiple
 from basicsr_sgenet.archs.sgenet_blocks import (CEM, CSAM, DEFAULT_RDM_DILATIONS, RDM, SAM, CrossStageSum, Down,
                                                 PlainSkipFusion, conv3x3)
 
@@ -38,21 +39,6 @@ def output_scale_factors(num_scales=len(PAPER_CHANNELS), use_cem=True):
 
 # The paper configuration's outputs: {'final': 1, 'stage2_cem1': 1, 'stage2_cem2': 2, ...}.
 OUTPUT_SCALE_FACTORS = output_scale_factors()
-
-
-def pad_to_multiple(image, multiple):
-    """Pad bottom and right to a multiple of ``multiple``, reflecting where the image is
-    large enough (reflection needs pad < size) and replicating otherwise.
-
-    Padding only at the bottom and right keeps the top-left ``H // f x W // f`` of every
-    pooled level identical to pooling the unpadded image.
-    """
-    height, width = image.shape[-2:]
-    pad_height, pad_width = -height % multiple, -width % multiple
-    if pad_height == 0 and pad_width == 0:
-        return image
-    mode = 'reflect' if pad_height < height and pad_width < width else 'replicate'
-    return F.pad(image, (0, pad_width, 0, pad_height), mode=mode)
 
 
 def average_pyramid(image, num_scales):
@@ -253,7 +239,7 @@ class SGENet(nn.Module):
             return final[..., :height, :width]
 
         def crop(output, factor):
-            return output[..., :height // factor, :width // factor]
+            return crop_to_scale(output, height, width, factor)
 
         outputs = {'final': crop(final, 1)}
         outputs.update({f'stage2_cem{k}': crop(img, 2**(k - 1)) for k, img in enumerate(stage2_images, start=1)})
