@@ -3,10 +3,11 @@
 
 The installed ``basicsr_sgenet_autoload.pth`` imports this module at interpreter start-up.
 It costs nothing then: it only puts a finder on ``sys.meta_path`` that waits for the first
-``import basicsr``. At that moment it imports ``basicsr_sgenet`` (which applies the compat
-fixes and registers SGENet) and then lets BasicSR's own ``__init__`` run.
+``import basicsr``. At that moment it imports ``basicsr_sgenet`` (which makes BasicSR
+importable and registers SGENet), installs the plugin's patches
+(``basicsr_sgenet.patches.install``), and then lets BasicSR's own ``__init__`` run.
 
-If the plugin cannot be imported, BasicSR still loads (with a warning): a broken plugin
+If the plugin cannot be loaded, BasicSR still loads (with a warning): a broken plugin
 must not take down every other BasicSR user in the environment.
 
 Set ``BASICSR_SGENET_AUTOLOAD=0`` to switch it off.
@@ -35,31 +36,14 @@ class _RegisterPluginFirst(importlib.abc.Loader):
     def exec_module(self, module):
         uninstall()
         # BasicSR's submodules import fine before its __init__ has run, and the plugin has
-        # to run first: on torchvision >= 0.17 BasicSR's __init__ fails without compat.
+        # to run first: on torchvision >= 0.17 BasicSR's __init__ fails without its fix.
         try:
-            importlib.import_module('basicsr_sgenet')
+            importlib.import_module('basicsr_sgenet')  # makes BasicSR importable, registers the plugin
+            importlib.import_module('basicsr_sgenet.patches').install()
         except Exception as err:  # noqa: BLE001 -- any plugin failure must leave BasicSR usable
             warnings.warn(f'basicsr-sgenet could not be loaded ({type(err).__name__}: {err}); BasicSR runs '
                           'without SGENet. Set BASICSR_SGENET_AUTOLOAD=0 to silence this.', stacklevel=2)
-            try:
-                alias_functional_tensor()  # all BasicSR needs to import at all
-            except Exception:  # noqa: BLE001 -- then BasicSR reports its own import error
-                pass
         self._basicsr_loader.exec_module(module)
-
-
-def alias_functional_tensor():
-    """basicsr/data/degradations.py imports ``torchvision.transforms.functional_tensor``,
-    which torchvision 0.17 renamed to ``_functional_tensor``: ``import basicsr`` fails.
-    Register the old name as an alias of the new module. (Lives here, not in
-    basicsr_sgenet.compat, so the hook can apply it even when the plugin fails to import.)"""
-    old_name = 'torchvision.transforms.functional_tensor'
-    if old_name in sys.modules:
-        return
-    try:
-        importlib.import_module(old_name)
-    except ModuleNotFoundError:
-        sys.modules[old_name] = importlib.import_module('torchvision.transforms._functional_tensor')
 
 
 class BasicSRImportHook(importlib.abc.MetaPathFinder):

@@ -1,21 +1,22 @@
 """basicsr-sgenet: SGENet (Spatially Guided Enhancement Network) as a BasicSR plugin.
 
-Importing this package makes BasicSR importable on today's PyTorch stack (see
-``compat.py``) and registers the plugin's archs, losses, models, datasets and metrics.
+Importing this package registers the plugin's archs, losses, models, datasets and
+metrics in BasicSR's registries, after making ``import basicsr`` work on today's PyTorch
+stack. Nothing else changes in BasicSR until ``basicsr_sgenet.patches.install()`` runs
+(the plugin's train/test entry points and the auto-load hook call it).
 """
-from basicsr_sgenet import compat
 from basicsr_sgenet.errors import DependencyError, print_uncaught_briefly
+from basicsr_sgenet.patches import make_basicsr_importable
 
 try:
-    compat.apply()
+    # First: if registering below ever fails, BasicSR itself stays importable.
+    make_basicsr_importable()
 except DependencyError:
     # A broken install is not a bug to debug: if nothing catches this, print the one
     # sentence that says what to install, not a traceback through the import system.
     print_uncaught_briefly(DependencyError)
     raise
 
-from basicsr_sgenet import archs, data, losses, metrics, models, pipeline_checks  # noqa: E402,F401  (registers)
+from basicsr_sgenet import archs, data, losses, metrics, models  # noqa: E402,F401  (registers)
 
-pipeline_checks.install()
-
-__version__ = '0.1.0'
+__version__ = '0.2.0'

@@ -22,7 +22,7 @@ if __name__ == '__main__' and not __package__:
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr_sgenet.inference.errors import InferenceError  # noqa: E402
+from basicsr_sgenet.errors import InferenceError  # noqa: E402
 from basicsr_sgenet.inference.image_io import (  # noqa: E402
     ImageReadError, list_input_images, prepare_output_dir, read_image, write_image)
 from basicsr_sgenet.inference.network import (  # noqa: E402
@@ -30,7 +30,7 @@ from basicsr_sgenet.inference.network import (  # noqa: E402
 from basicsr_sgenet.inference.runtime import (  # noqa: E402
     ImageRestorer, check_precision, prepare_network, resolve_device)
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles  # noqa: E402
-from basicsr_sgenet.inference.weights import load_weights  # noqa: E402
+from basicsr_sgenet.weights import load_weights  # noqa: E402
 
 EXIT_NOTHING_DONE = 1
 EXIT_BAD_INPUT = 2

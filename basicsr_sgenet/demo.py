@@ -30,8 +30,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from basicsr_sgenet.data.preparation import PreparationError, SubimageGrid, prepare_gopro  # noqa: E402
+from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro  # noqa: E402
 from basicsr_sgenet.data.synthetic_blur import ShakeSettings, synthesize_pair  # noqa: E402
+from basicsr_sgenet.errors import PreparationError  # noqa: E402
 
 EXPERIMENT_NAME = 'SGENet_demo'
 TREE_MARKER = '.made_by_sgenet_demo'
@@ -110,7 +111,7 @@ def training_options(settings, dataset_root):
     iters = settings.iters
     return {
         'name': EXPERIMENT_NAME,
-        'model_type': 'SGENetModel',
+        'model_type': 'DeblurModel',
         'scale': 1,
         'num_gpu': 'auto',
         'manual_seed': 10,

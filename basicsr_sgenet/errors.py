@@ -1,14 +1,70 @@
-"""Errors this plugin raises for bad set-ups and bad input, so entry points can print
-one clear sentence instead of a traceback."""
+"""Every error this plugin raises for something the user can fix.
+
+All derive from ``UserError``: entry points print its message as one ``error: ...`` line
+and exit with status 2, instead of a traceback. Each also derives from the built-in
+type code elsewhere would expect (ValueError for bad values, ...), so ``except
+ValueError`` keeps working.
+"""
 import sys
 
 
-class DependencyError(ImportError):
+class UserError(Exception):
+    """A mistake or broken input the user can fix; the message names the file, key or argument."""
+
+
+class DependencyError(UserError, ImportError):
     """A required package is missing or cannot be imported on this stack."""
 
 
-class OptionError(ValueError):
-    """An option file that cannot be used: missing, malformed, or naming unknown types."""
+class OptionError(UserError, ValueError):
+    """An option file that cannot be used: missing, malformed, or naming things that do not exist."""
+
+
+class LaunchError(UserError, RuntimeError):
+    """A distributed launch that cannot work: outside torchrun, or a backend the hardware lacks."""
+
+
+class BadStateError(UserError, RuntimeError):
+    """A training-state file, or a folder of them, that cannot be used to resume."""
+
+
+class CheckpointMismatchError(UserError, RuntimeError):
+    """Network weights that do not fit the network built from the option file."""
+
+
+class NonFiniteLossError(UserError, RuntimeError):
+    """The training loss became NaN or infinite; training stopped before the optimizer step."""
+
+
+class InferenceError(UserError, ValueError):
+    """Input that inference, export or benchmarking cannot use (arguments, weights, paths)."""
+
+
+class ImageReadError(InferenceError):
+    """One input image that cannot be read; the CLI skips it and goes on."""
+
+
+class PreparationError(UserError, ValueError):
+    """Dataset preparation input or output that cannot be used; nothing has been written."""
+
+
+class StudyError(UserError, RuntimeError):
+    """A study file, or a run of a study, that cannot be used or failed."""
+
+
+def first_line(error):
+    """The first line of an exception's message (torch errors can run to pages)."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def exit_on_user_error(function, *args, **kwargs):
+    """Call ``function``; a UserError becomes one ``error:`` line on stderr and exit status 2."""
+    try:
+        return function(*args, **kwargs)
+    except UserError as err:
+        print(f'error: {err}', file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def print_uncaught_briefly(error_type):
@@ -23,7 +79,3 @@ def print_uncaught_briefly(error_type):
             previous_hook(exc_type, exc, tb)
 
     sys.excepthook = hook
-
-
-class LaunchError(RuntimeError):
-    """A distributed launch that cannot work: outside torchrun, or a backend the hardware lacks."""

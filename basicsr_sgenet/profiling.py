@@ -33,9 +33,11 @@ from typing import List, Optional
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from basicsr_sgenet.inference.errors import InferenceError, first_line
-from basicsr_sgenet.inference.network import build_network, first_image
-from basicsr_sgenet.inference.runtime import autocast, prepare_network
+from basicsr_sgenet.archs.arch_util import final_image
+from basicsr_sgenet.errors import InferenceError, first_line
+from basicsr_sgenet.inference.network import build_network
+from basicsr_sgenet.inference.runtime import prepare_network
+from basicsr_sgenet.precision import autocast
 
 MIB = 2**20
 
@@ -175,7 +177,7 @@ def measure_latency(network, device, height, width, precision='fp32', channels_l
 
     def run_once():
         with torch.inference_mode(), autocast(device, precision):
-            return first_image(network(x))
+            return final_image(network(x))
 
     for _ in range(warmup):
         run_once()

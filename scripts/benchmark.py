@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 import torch  # noqa: E402
 
-from basicsr_sgenet.inference.errors import InferenceError, first_line  # noqa: E402
+from basicsr_sgenet.errors import InferenceError, first_line  # noqa: E402
 from basicsr_sgenet.inference.network import (  # noqa: E402
     NetworkSpec, build_network, parse_arch_args, spec_from_option_file)
 from basicsr_sgenet.inference.runtime import check_precision, resolve_device  # noqa: E402

@@ -98,7 +98,7 @@ def synthetic_options(data_root, channels, num_rdm):
     optimizer (options/train_SGENet_GoPro.yml) on BasicSR's PairedImageDataset."""
     return {
         'name': 'synthetic',
-        'model_type': 'SGENetModel',
+        'model_type': 'DeblurModel',
         'scale': 1,
         'num_gpu': 'auto',
         'manual_seed': 10,

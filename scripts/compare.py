@@ -34,7 +34,7 @@ import yaml  # noqa: E402
 
 from basicsr_sgenet.experiment_logs import (  # noqa: E402
     ParsedLog, best_validations, find_logs, latest_validations, parse_log_file)
-from basicsr_sgenet.inference.errors import InferenceError, first_line  # noqa: E402
+from basicsr_sgenet.errors import InferenceError, first_line  # noqa: E402
 from basicsr_sgenet.inference.network import NetworkSpec, build_network, spec_from_option_file  # noqa: E402
 from basicsr_sgenet.plotting import labelled_scatter  # noqa: E402
 from basicsr_sgenet.inference.runtime import resolve_device  # noqa: E402

@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import basicsr_sgenet  # noqa: F401  (compat fixes, registers SGENet)
 from basicsr.archs import build_network
-from basicsr_sgenet.inference.errors import InferenceError
+from basicsr_sgenet.errors import InferenceError
 from basicsr_sgenet.profiling import count_parameters, parse_size
 
 

@@ -19,7 +19,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from basicsr_sgenet.data.preparation import (DEFAULT_GOPRO_OUTPUT, DEFAULT_GRID, FORMATS, GOPRO_SPLITS,  # noqa: E402
-                                             PreparationError, SubimageGrid, default_workers, prepare_gopro)
+                                             SubimageGrid, default_workers, prepare_gopro)
+from basicsr_sgenet.errors import exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv):
@@ -46,14 +47,16 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def prepare(args):
+    grid = None if args.crop_size == 0 else SubimageGrid(args.crop_size, args.step, args.thresh_size)
+    prepare_gopro(args.input, args.output, args.splits, args.blur_folder, grid, args.format, args.compress_level,
+                  args.workers, args.overwrite)
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
-        grid = None if args.crop_size == 0 else SubimageGrid(args.crop_size, args.step, args.thresh_size)
-        prepare_gopro(args.input, args.output, args.splits, args.blur_folder, grid, args.format, args.compress_level,
-                      args.workers, args.overwrite)
-    except PreparationError as err:
-        sys.exit(f'error: {err}')
+        exit_on_user_error(prepare, args)
     except KeyboardInterrupt:
         sys.exit('Interrupted: the split being written was discarded; finished splits are kept.')
 

@@ -18,8 +18,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from basicsr_sgenet.data.preparation import (DEFAULT_HIDE_OUTPUT, FORMATS, HIDE_SUBSETS, PreparationError,  # noqa: E402
+from basicsr_sgenet.data.preparation import (DEFAULT_HIDE_OUTPUT, FORMATS, HIDE_SUBSETS,  # noqa: E402
                                              default_workers, prepare_hide)
+from basicsr_sgenet.errors import exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv):
@@ -43,10 +44,8 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        prepare_hide(args.input, args.output, args.only, args.subsets, args.format, args.compress_level, args.workers,
-                     args.overwrite)
-    except PreparationError as err:
-        sys.exit(f'error: {err}')
+        exit_on_user_error(prepare_hide, args.input, args.output, args.only, args.subsets, args.format,
+                           args.compress_level, args.workers, args.overwrite)
     except KeyboardInterrupt:
         sys.exit('Interrupted: the dataset being written was discarded; finished ones are kept.')
 

@@ -1,5 +1,6 @@
-"""Shared test set-up: the plugin is imported once (compat fixes, registration), and
-torch uses one thread so parallel test runs on a 2-core machine don't oversubscribe."""
+"""Shared test set-up: the plugin is imported (registration) and its patches installed
+once, as the entry points do, and torch uses one thread so parallel test runs on a
+2-core machine don't oversubscribe."""
 import os
 import socket
 import subprocess
@@ -9,7 +10,9 @@ import pytest
 import torch
 
 import basicsr_sgenet  # noqa: F401
+from basicsr_sgenet import patches
 
+patches.install()
 torch.set_num_threads(1)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +35,14 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """Let bf16 run whatever the CPU: CPUs without native bf16 refuse it (far too slow
+    there for real work), but the tiny tensors of these tests stay cheap."""
+    from basicsr_sgenet import precision
+    monkeypatch.setattr(precision, 'cpu_has_native_bf16', lambda: True)
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import sys
 import basicsr
 import pytest
 
-from basicsr_sgenet.cli import check_option_file, run_pipeline
+from basicsr_sgenet.cli import run_pipeline
+from basicsr_sgenet.options import check_options, read_option_file
 
 from conftest import REPO_ROOT, run_python
 from tiny_experiment import training_options, write_options, write_pairs
@@ -36,9 +37,10 @@ def test_autoload_survives_a_find_spec_probe_before_import():
 
 
 def test_a_broken_plugin_leaves_stock_basicsr_usable(tmp_path):
+    # The plugin with a bug in one of its archs: registering fails half-way.
     broken = tmp_path / 'basicsr_sgenet'
-    broken.mkdir()
-    (broken / '__init__.py').write_text('raise RuntimeError("plugin bug")\n')
+    shutil.copytree(os.path.join(REPO_ROOT, 'basicsr_sgenet'), broken, ignore=shutil.ignore_patterns('__pycache__'))
+    (broken / 'archs' / 'sgenet_arch.py').write_text('raise RuntimeError("plugin bug")\n')
     result = run_python(['-c', 'import basicsr; print(basicsr.__version__)'], cwd='/', PYTHONPATH=str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '1.4.2'
@@ -109,25 +111,46 @@ def test_plugin_entry_points_write_under_the_current_directory(tmp_path, tiny_op
     ('model_type: SGENetModel\n', 'has no "name" key'),
     ('name: x\nmodel_type: SGENetModel\nnetwork_g: {type: SGENet2}\n', "network_g.type is 'SGENet2'"),
 ])
-def test_bad_option_files_get_one_clear_line(tmp_path, content, message):
+def test_bad_option_files_get_one_clear_line(tmp_path, content, message, capsys):
     path = tmp_path / 'opt.yml'
     if content is not None:
         path.write_text(content)
     with pytest.raises(SystemExit) as exit_:
         run_pipeline('train', ['-opt', str(path)])
-    assert str(exit_.value).startswith(f'error: Option file {path}') and message in str(exit_.value)
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert error.startswith(f'error: Option file {path}') and message in error and error.count('\n') == 1
 
 
 def test_option_files_in_basicsr_s_own_dialect_pass_the_check(tmp_path):
     path = tmp_path / 'opt.yml'
-    path.write_text('name: x\nmodel_type: SRModel\nnetwork_g: {type: SRVGGNetCompact, num_feat: !!python/tuple [4]}\n'
-                    'train: {optim_g: {lr: !!float 2e-4}}\n')
-    assert check_option_file(str(path))['network_g']['type'] == 'SRVGGNetCompact'
-    path.write_text('name: x\nmodel_type: SRModel\nnetwork_g: {type: Unregistered}\n')
-    assert check_option_file(str(path), overridden_keys={'network_g'})['name'] == 'x'
+    path.write_text('name: x\nmodel_type: SRModel\nnetwork_g: {type: SRVGGNetCompact, num_feat: 4}\n'
+                    'train: {optim_g: {lr: !!float 2e-4, betas: !!python/tuple [0.9, 0.99]}, total_iter: 10}\n')
+    opt = read_option_file(str(path))
+    assert check_options(opt, str(path))['network_g']['type'] == 'SRVGGNetCompact'
+    assert opt['train']['optim_g']['lr'] == 2e-4 and opt['train']['optim_g']['betas'] == (0.9, 0.99)
+
+
+def test_force_yml_is_applied_before_the_checks(tmp_path, capsys):
+    path = tmp_path / 'opt.yml'
+    path.write_text('name: x\nmodel_type: SGENetModel\nnetwork_g: {type: SGENet}\n')
+    with pytest.raises(SystemExit):
+        run_pipeline('train', ['-opt', str(path), '--force_yml', 'network_g:type=Unregistered'])
+    assert "network_g.type is 'Unregistered'" in capsys.readouterr().err
 
 
 def test_a_bad_option_file_from_the_command_line_is_one_line(tmp_path):
     result = run_python(['-m', 'basicsr_sgenet.train', '-opt', str(tmp_path / 'missing.yml')], cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.startswith('error: Option file') and 'Traceback' not in result.stderr
+
+
+def test_stock_python_m_basicsr_train_writes_under_the_current_directory(tmp_path, tiny_options):
+    site_packages = os.path.dirname(os.path.dirname(basicsr.__file__))
+    before = set(os.listdir(site_packages))
+    result = run_python(['-m', 'basicsr.train', '-opt', str(tiny_options('stock_m'))], cwd=tmp_path, PYTHONPATH='')
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'writing experiments/, results/ and tb_logger/ under the current directory' in result.stdout
+    assert (tmp_path / 'experiments' / 'stock_m' / 'models' / 'net_g_latest.pth').exists()
+    assert any((tmp_path / 'tb_logger' / 'stock_m').glob('events.out.tfevents.*'))
+    assert set(os.listdir(site_packages)) == before, 'nothing written into site-packages'

@@ -17,7 +17,8 @@ from basicsr.metrics import calculate_psnr
 from basicsr.models import build_model
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
-from basicsr_sgenet.models.sgenet_model import NonFiniteLossError, SGENetModel
+from basicsr_sgenet.errors import NonFiniteLossError
+from basicsr_sgenet.models.deblur_model import SGENetModel
 
 from conftest import run_python
 from tiny_experiment import TINY_SGENET, training_options, write_options, write_pairs
@@ -224,9 +225,9 @@ def test_distributed_run_checks_the_loss_on_every_rank(tmp_path, torchrun_env):
 # ----- mixed precision --------------------------------------------------------------------
 
 @pytest.mark.parametrize('network_g', NETWORKS)
-def test_bf16_autocast_trains_on_cpu_with_fp32_losses(tmp_path, network_g):
+def test_bf16_autocast_trains_on_cpu_with_fp32_losses(tmp_path, network_g, native_bf16):
     model = build_model(make_opt(tmp_path, network_g, mixed_precision='bf16'))
-    assert model.train_autocast_dtype is torch.bfloat16 and model.grad_scaler is None
+    assert model.train_precision == 'bf16' and model.grad_scaler is None
     model.feed_data(smooth_pair(size=16))
     before = parameters_of(model.net_g)
     model.optimize_parameters(1)
@@ -236,7 +237,7 @@ def test_bf16_autocast_trains_on_cpu_with_fp32_losses(tmp_path, network_g):
     assert any(not torch.equal(value, before[name]) for name, value in parameters_of(model.net_g).items())
 
 
-def test_bf16_validation_autocast_gives_an_fp32_tensor(tmp_path):
+def test_bf16_validation_autocast_gives_an_fp32_tensor(tmp_path, native_bf16):
     opt = make_opt(tmp_path)
     opt['val']['mixed_precision'] = 'bf16'
     model = build_model(opt)
@@ -257,7 +258,14 @@ def test_fp16_on_cpu_is_rejected_naming_the_option(tmp_path, section):
 @pytest.mark.parametrize('setting', [None, False, 'null', 'fp32', 'FP32'])
 def test_full_precision_spellings_turn_autocast_off(tmp_path, setting):
     model = build_model(make_opt(tmp_path, mixed_precision=setting))
-    assert model.train_autocast_dtype is None and model.grad_scaler is None
+    assert model.train_precision == 'fp32' and model.grad_scaler is None
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_refused_saying_why(tmp_path, monkeypatch):
+    from basicsr_sgenet import precision
+    monkeypatch.setattr(precision, 'cpu_has_native_bf16', lambda: False)
+    with pytest.raises(ValueError, match=r'train\.mixed_precision is bf16 on cpu, but this CPU has no native bf16'):
+        build_model(make_opt(tmp_path, mixed_precision='bf16'))
 
 
 def test_unknown_precision_is_rejected_naming_the_option(tmp_path):
@@ -393,7 +401,7 @@ class _RecordingLogger:
 
 def test_a_network_that_restores_nothing_is_reported_at_logging_iterations(tmp_path, monkeypatch):
     logger = _RecordingLogger()
-    monkeypatch.setattr('basicsr_sgenet.models.sgenet_model.get_root_logger', lambda: logger)
+    monkeypatch.setattr('basicsr_sgenet.models.deblur_model.get_root_logger', lambda: logger)
     model = build_model(make_opt(tmp_path, network_g=TINY_SGENET))
     model.feed_data(smooth_pair(size=16))
     model.optimize_parameters(10)

@@ -26,3 +26,21 @@ def crop_to_scale(image, height, width, factor=1):
     """The top-left ``(height // factor, width // factor)`` of a padded output: the size of
     ``F.avg_pool2d(gt, factor)`` for a ground truth of ``height x width``."""
     return image[..., :height // factor, :width // factor]
+
+
+# Training-mode outputs of the plugin's archs are a dict of images with the restored one
+# under this key (SGENet: 'final', 'stage2_cem1', ..., 'sam', ...); eval mode returns the
+# restored image alone.
+FINAL_KEY = 'final'
+
+
+def final_image(output):
+    """The restored image from a network's output: the tensor itself, the ``'final'``
+    entry of a dict, or the first item of a list/tuple (multi-stage nets put it first)."""
+    if isinstance(output, dict):
+        if FINAL_KEY not in output:
+            raise ValueError(f'The network returned a dict without a "{FINAL_KEY}" image (keys: {list(output)}).')
+        return output[FINAL_KEY]
+    if isinstance(output, (list, tuple)):
+        return output[0]
+    return output

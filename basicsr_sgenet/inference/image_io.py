@@ -18,16 +18,12 @@ from typing import Optional
 import cv2
 import numpy as np
 
-from basicsr_sgenet.inference.errors import InferenceError
+from basicsr_sgenet.errors import ImageReadError, InferenceError
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pnm')
 # Extensions written as they came in; everything else becomes PNG (lossless, 8 or 16 bit).
 KEPT_EXTENSIONS = ('.png', '.tif', '.tiff')
 MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-
-
-class ImageReadError(InferenceError):
-    """One input image that cannot be read; the run skips it and goes on."""
 
 
 @dataclass

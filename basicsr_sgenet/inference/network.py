@@ -5,11 +5,10 @@ them name a network either as ``arch name + JSON kwargs`` or as an option file's
 ``network_g``.
 """
 import json
-import os
 from dataclasses import dataclass, field
 from typing import Optional
 
-from basicsr_sgenet.inference.errors import InferenceError
+from basicsr_sgenet.errors import InferenceError, OptionError
 
 DEFAULT_ARCH = 'SGENet'
 
@@ -44,16 +43,13 @@ def parse_arch_args(text, argument='--arch-args'):
 
 def spec_from_option_file(path, network_key='network_g'):
     """NetworkSpec from a BasicSR option file's ``network_g`` (and its weights path)."""
-    import yaml
+    from basicsr_sgenet.options import read_option_file
 
-    if not os.path.isfile(path):
-        raise InferenceError(f'Option file {path} does not exist')
     try:
-        with open(path) as f:
-            opt = yaml.safe_load(f)
-    except yaml.YAMLError as err:
-        raise InferenceError(f'Option file {path} is not valid YAML: {err}') from None
-    if not isinstance(opt, dict) or not isinstance(opt.get(network_key), dict):
+        opt = read_option_file(path)
+    except OptionError as err:
+        raise InferenceError(str(err)) from None
+    if not isinstance(opt.get(network_key), dict):
         raise InferenceError(f'Option file {path} has no "{network_key}" section')
     kwargs = dict(opt[network_key])
     arch = kwargs.pop('type', None)
@@ -92,14 +88,3 @@ def size_multiple(network):
         if isinstance(value, int) and value > 0:
             return value
     return 1
-
-
-def first_image(output):
-    """The restored image from a network's output: the tensor itself, the first item of
-    a list/tuple (multi-stage nets such as MPRNet put the final image first), or the
-    'final' entry of a dict (SGENet in training mode)."""
-    if isinstance(output, dict):
-        return output['final'] if 'final' in output else next(iter(output.values()))
-    if isinstance(output, (list, tuple)):
-        return output[0]
-    return output

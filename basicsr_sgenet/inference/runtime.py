@@ -1,23 +1,15 @@
 """Where and how a network runs: device, precision, memory format, compilation.
 
 Shared by the deblur CLI and ``scripts/benchmark.py``, so a benchmarked configuration is
-exactly the one users run.
-
-Reduced precision uses autocast: weights stay fp32 and convolutions/matmuls run in
-bf16/fp16, which is what ``torch.autocast`` considers safe. fp16 autocast is CUDA-only
-here: CPU fp16 convolutions are slow or unsupported, so asking for it is an error rather
-than a silent fallback.
+exactly the one users run. Precisions and what each needs: ``basicsr_sgenet/precision.py``.
 """
-import contextlib
-
 import numpy as np
 import torch
 
-from basicsr_sgenet.inference.errors import InferenceError
-from basicsr_sgenet.inference.network import first_image
+from basicsr_sgenet.archs.arch_util import final_image
+from basicsr_sgenet.errors import InferenceError
 from basicsr_sgenet.inference.tiling import tiled_forward
-
-PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+from basicsr_sgenet.precision import PRECISIONS, autocast, precision_problem
 
 
 def resolve_device(name):
@@ -38,21 +30,13 @@ def resolve_device(name):
     return device
 
 
-def check_precision(precision, device):
-    """Raise InferenceError unless ``precision`` can run on ``device``."""
+def check_precision(precision, device, argument='--precision'):
+    """Raise InferenceError, naming ``argument``, unless ``precision`` can run on ``device``."""
     if precision not in PRECISIONS:
-        raise InferenceError(f'--precision {precision} is not one of {", ".join(PRECISIONS)}')
-    if precision == 'fp16' and device.type != 'cuda':
-        raise InferenceError('--precision fp16 needs a CUDA device; on the CPU use bf16 or fp32')
-    if precision == 'bf16' and device.type == 'cuda' and not torch.cuda.is_bf16_supported():
-        raise InferenceError('--precision bf16: this GPU does not support bfloat16; use fp16 or fp32')
-
-
-def autocast(device, precision):
-    """Autocast context for ``precision`` (a no-op for fp32)."""
-    if precision == 'fp32':
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
+        raise InferenceError(f'{argument} {precision} is not one of {", ".join(PRECISIONS)}')
+    problem = precision_problem(precision, device)
+    if problem:
+        raise InferenceError(f'{argument} {precision} on {device}: {problem}')
 
 
 def prepare_network(network, device, channels_last=False, compile_network=False):
@@ -82,7 +66,7 @@ class ImageRestorer:
         if self.channels_last:
             batch = batch.contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.precision):
-            output = first_image(self.network(batch))
+            output = final_image(self.network(batch))
         return output.float().cpu()
 
     def restore(self, rgb, tile=0, overlap=0, multiple=1, on_tile=None):

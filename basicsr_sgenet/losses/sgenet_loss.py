@@ -21,8 +21,7 @@ from torch.nn import functional as F
 
 from basicsr.utils.registry import LOSS_REGISTRY
 
-# The key a single-tensor prediction is filed under, and the image validation uses.
-FINAL_KEY = 'final'
+from basicsr_sgenet.archs.arch_util import FINAL_KEY
 
 # Eq. 2 of the paper sums over the three scales of the last stage only.
 STRICT_OUTPUT_KEYS = ('final', 'stage2_cem2', 'stage2_cem3')

@@ -6,7 +6,8 @@ mismatch stops the run with the file's name instead of leaving a half-written da
 import cv2
 import numpy as np
 
-from basicsr_sgenet.data.preparation.pairs import PreparationError, raise_if_problems
+from basicsr_sgenet.data.preparation.pairs import raise_if_problems
+from basicsr_sgenet.errors import PreparationError
 
 
 def read_image(path):

@@ -23,7 +23,7 @@ import numpy as np
 from basicsr.utils.lmdb_util import LmdbMaker
 
 from basicsr_sgenet.data.preparation.images import encode_png, read_image
-from basicsr_sgenet.data.preparation.pairs import PreparationError
+from basicsr_sgenet.errors import PreparationError
 from basicsr_sgenet.data.preparation.subimages import subimage_key
 
 SETTINGS_FILE = 'preparation.json'

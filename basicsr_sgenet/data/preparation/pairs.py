@@ -9,6 +9,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from basicsr_sgenet.errors import PreparationError
+
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
 GOPRO_LAYOUT = '<root>/train|test/<sequence>/{blur,blur_gamma,sharp}/*.png'
@@ -18,10 +20,6 @@ HIDE_SUBSETS = ('test-close-ups', 'test-long-shot')
 # ASCII letters, digits, '_', '-' only: no '.', no spaces (meta_info.txt), ASCII (LMDB keys).
 _VALID_KEY = re.compile(r'^[A-Za-z0-9_\-]+$')
 _MAX_REPORTED = 10
-
-
-class PreparationError(ValueError):
-    """Input or output that dataset preparation cannot use; the message names the file."""
 
 
 @dataclass(frozen=True)

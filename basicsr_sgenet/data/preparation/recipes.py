@@ -8,9 +8,10 @@ from tqdm import tqdm
 
 from basicsr_sgenet.data.preparation.images import check_pairs
 from basicsr_sgenet.data.preparation.outputs import UnitPlan, build_unit, unit_state
-from basicsr_sgenet.data.preparation.pairs import (HIDE_SUBSETS, PreparationError, check_keys, raise_if_problems,
-                                                   scan_gopro_split, scan_hide_subset, unused_hide_ground_truth)
+from basicsr_sgenet.data.preparation.pairs import (HIDE_SUBSETS, check_keys, raise_if_problems, scan_gopro_split,
+                                                   scan_hide_subset, unused_hide_ground_truth)
 from basicsr_sgenet.data.preparation.subimages import SubimageGrid
+from basicsr_sgenet.errors import PreparationError
 
 GOPRO_SPLITS = ('train', 'test')
 DEFAULT_GOPRO_OUTPUT = os.path.join('datasets', 'GoPro')

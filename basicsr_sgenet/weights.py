@@ -1,8 +1,10 @@
-"""Loading trained weights into a network, with errors a user can act on.
+"""Reading network weights files of any common layout, with errors a user can act on.
 
-Accepted files: BasicSR checkpoints (``{'params': ..., 'params_ema': ...}``; the EMA
-weights are preferred because BasicSR validates with them when EMA is on), other
-common wrappers (``state_dict``, ``model``), or a bare state dict. Prefixes added by
+Used wherever weights are loaded: BasicSR's ``load_network`` (``path.pretrain_network_g``,
+resuming; see ``patches.py``), the deblur CLI, export and compare. Accepted files: BasicSR
+checkpoints (``{'params': ..., 'params_ema': ...}``; the EMA weights are preferred because
+BasicSR validates with them when EMA is on), the wrappers other projects save
+(``state_dict``: MPRNet; ``model``: MIMO-UNet), or a bare state dict. Prefixes added by
 wrappers (``module.`` from DataParallel/DistributedDataParallel, ``_orig_mod.`` from
 ``torch.compile``) are stripped.
 """
@@ -12,7 +14,7 @@ import zipfile
 
 import torch
 
-from basicsr_sgenet.inference.errors import InferenceError, first_line
+from basicsr_sgenet.errors import InferenceError, first_line
 
 PREFERRED_KEYS = ('params_ema', 'params', 'state_dict', 'model')
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')
@@ -34,9 +36,15 @@ def _is_state_dict(value):
     return isinstance(value, dict) and value and all(torch.is_tensor(v) for v in value.values())
 
 
-def read_state_dict(path, param_key=None):
+def read_state_dict(path, param_key=None, prefer=None):
     """The state dict stored in ``path`` and the key it was found under (None: the file
-    is a bare state dict). ``param_key`` picks a key explicitly."""
+    is a bare state dict).
+
+    Args:
+        param_key (str | None): the entry to load; an error if the file lacks it.
+        prefer (str | None): without ``param_key``, the entry to try before the usual
+            ones (``PREFERRED_KEYS``), e.g. BasicSR's ``path.param_key_g``.
+    """
     if not os.path.isfile(path):
         raise InferenceError(f'Weights file {path} does not exist')
     if not zipfile.is_zipfile(path):
@@ -62,7 +70,8 @@ def read_state_dict(path, param_key=None):
     elif _is_state_dict(checkpoint):
         state, key = checkpoint, None
     else:
-        key = next((k for k in PREFERRED_KEYS if isinstance(checkpoint, dict) and k in checkpoint), None)
+        candidates = ((prefer, ) if prefer else ()) + PREFERRED_KEYS
+        key = next((k for k in candidates if isinstance(checkpoint, dict) and k in checkpoint), None)
         if key is None:
             keys = list(checkpoint)[:SHOWN_KEYS] if isinstance(checkpoint, dict) else []
             raise InferenceError(f'Weights file {path} holds no state dict: expected a BasicSR checkpoint '

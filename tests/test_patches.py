@@ -1,6 +1,7 @@
-"""Each basicsr 1.4.2 fix in compat.py: the upstream problem still shows on this stack
-(so the fix is needed), and the fix makes the operation work."""
+"""Each patch in patches.py: the upstream problem still shows on this stack (so the patch
+is needed), and the patch makes the operation work."""
 import collections
+import os
 
 import pytest
 import torch
@@ -11,13 +12,24 @@ from torch.nn.parallel import DistributedDataParallel
 import basicsr.train
 import basicsr.utils.options
 from basicsr.models.base_model import BaseModel
-from basicsr_sgenet import compat
-from basicsr_sgenet.errors import LaunchError
-from basicsr_sgenet.resume import BadStateError, load_state_file
+from basicsr.archs import build_network
+from basicsr_sgenet import patches
+from basicsr_sgenet.cli import run_pipeline
+from basicsr_sgenet.errors import BadStateError, CheckpointMismatchError, LaunchError, OptionError
+from basicsr_sgenet.patches import split_total_batch_size
+from basicsr_sgenet.resume import load_state_file
 
 from conftest import run_python
+from tiny_experiment import TINY_SGENET
 
 NO_CUDA = not torch.cuda.is_available()
+
+
+@pytest.fixture
+def default_patches():
+    """Re-install the patches with their default settings after a test changed them."""
+    yield
+    patches.install()
 
 
 def test_import_basicsr_fails_without_functional_tensor_alias():
@@ -65,12 +77,12 @@ def _resume_opt(tmp_path, resume_state=None, auto_resume=False):
 def test_upstream_resume_fails_without_cuda(tmp_path):
     path = _training_state(tmp_path, 5)
     with pytest.raises((RuntimeError, AssertionError)):
-        compat.UPSTREAM['load_resume_state'](_resume_opt(tmp_path, str(path)))
+        patches.UPSTREAM['load_resume_state'](_resume_opt(tmp_path, str(path)))
 
 
 def test_resume_loads_state_onto_available_device(tmp_path):
     path = _training_state(tmp_path, 5)
-    assert basicsr.train.load_resume_state is compat.load_resume_state
+    assert basicsr.train.load_resume_state is patches.load_resume_state
     opt = _resume_opt(tmp_path, str(path))
     state = basicsr.train.load_resume_state(opt)
     assert state['iter'] == 5
@@ -82,7 +94,7 @@ def test_auto_resume_skips_truncated_newest_state(tmp_path):
     newest = _training_state(tmp_path, 10)
     newest.write_bytes(newest.read_bytes()[:100])  # killed while writing
     opt = _resume_opt(tmp_path, auto_resume=True)
-    state = compat.load_resume_state(opt)
+    state = patches.load_resume_state(opt)
     assert state['iter'] == 5
     assert opt['path']['resume_state'].endswith('5.state')
     assert newest.exists(), 'a bad state is skipped, never deleted'
@@ -92,13 +104,13 @@ def test_auto_resume_skips_state_without_weights(tmp_path):
     _training_state(tmp_path, 5)
     _training_state(tmp_path, 10)
     (tmp_path / 'models' / 'net_g_10.pth').unlink()
-    assert compat.load_resume_state(_resume_opt(tmp_path, auto_resume=True))['iter'] == 5
+    assert patches.load_resume_state(_resume_opt(tmp_path, auto_resume=True))['iter'] == 5
 
 
 def test_auto_resume_with_nothing_saved_starts_fresh(tmp_path):
-    assert compat.load_resume_state(_resume_opt(tmp_path, auto_resume=True)) is None
+    assert patches.load_resume_state(_resume_opt(tmp_path, auto_resume=True)) is None
     (tmp_path / 'training_states').mkdir()
-    assert compat.load_resume_state(_resume_opt(tmp_path, auto_resume=True)) is None
+    assert patches.load_resume_state(_resume_opt(tmp_path, auto_resume=True)) is None
 
 
 def test_auto_resume_needs_the_weights_of_every_network(tmp_path):
@@ -108,35 +120,35 @@ def test_auto_resume_needs_the_weights_of_every_network(tmp_path):
     (tmp_path / 'models' / 'net_d_10.pth').unlink()
     opt = _resume_opt(tmp_path, auto_resume=True)
     opt['network_d'] = {'type': 'VGGStyleDiscriminator'}
-    assert compat.load_resume_state(opt)['iter'] == 5
+    assert patches.load_resume_state(opt)['iter'] == 5
     opt['path']['ignore_resume_networks'] = ['network_d']
-    assert compat.load_resume_state(opt)['iter'] == 10
+    assert patches.load_resume_state(opt)['iter'] == 10
 
 
 def test_auto_resume_refuses_to_start_over_when_no_state_is_usable(tmp_path):
     path = _training_state(tmp_path, 5)
     path.write_bytes(b'truncated')
     with pytest.raises(BadStateError, match='none is usable'):
-        compat.load_resume_state(_resume_opt(tmp_path, auto_resume=True))
+        patches.load_resume_state(_resume_opt(tmp_path, auto_resume=True))
     for weights in (tmp_path / 'models').iterdir():
         weights.unlink()
     (tmp_path / 'models').rmdir()
     with pytest.raises(BadStateError, match='no net_g_5.pth'):
-        compat.load_resume_state(_resume_opt(tmp_path, auto_resume=True))
+        patches.load_resume_state(_resume_opt(tmp_path, auto_resume=True))
 
 
 def test_explicit_truncated_resume_state_is_a_clear_error(tmp_path):
     path = _training_state(tmp_path, 5)
     path.write_bytes(b'not a checkpoint')
     with pytest.raises(BadStateError, match='5.state'):
-        compat.load_resume_state(_resume_opt(tmp_path, str(path)))
+        patches.load_resume_state(_resume_opt(tmp_path, str(path)))
 
 
 @pytest.mark.skipif(not NO_CUDA, reason='the upstream failure is specific to machines without CUDA')
 def test_upstream_init_dist_fails_without_cuda(tmp_path):
     # In a child process: upstream also sets the multiprocessing start method globally.
-    code = ('import basicsr_sgenet; from basicsr_sgenet import compat\n'
-            'try:\n    compat.UPSTREAM["init_dist"]("pytorch")\n'
+    code = ('from basicsr_sgenet import patches; patches.install()\n'
+            'try:\n    patches.UPSTREAM["init_dist"]("pytorch")\n'
             'except ZeroDivisionError:\n    print("ZeroDivisionError")\n')
     result = run_python(['-c', code], RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
                         MASTER_PORT='29555')
@@ -144,8 +156,7 @@ def test_upstream_init_dist_fails_without_cuda(tmp_path):
 
 
 def test_init_dist_uses_gloo_without_cuda(torchrun_env):
-    assert basicsr.utils.options.init_dist is compat.init_dist
-    compat.init_dist('pytorch')
+    basicsr.utils.options.init_dist('pytorch')
     try:
         assert dist.is_initialized()
         assert dist.get_backend() == ('nccl' if not NO_CUDA else 'gloo')
@@ -154,17 +165,17 @@ def test_init_dist_uses_gloo_without_cuda(torchrun_env):
 
 
 def test_launcher_pytorch_outside_torchrun_is_a_clear_error(monkeypatch):
-    for name in compat.TORCHRUN_ENV:
+    for name in patches.TORCHRUN_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv('RANK', '')
     with pytest.raises(LaunchError, match='missing: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT'):
-        compat.init_dist('pytorch')
+        basicsr.utils.options.init_dist('pytorch')
 
 
 @pytest.mark.skipif(not NO_CUDA, reason='about machines without CUDA')
 def test_slurm_without_cuda_is_a_clear_error():
     with pytest.raises(LaunchError, match='torchrun'):
-        compat.init_dist('slurm')
+        basicsr.utils.options.init_dist('slurm')
 
 
 class _DistributedModelStub:
@@ -178,7 +189,7 @@ def test_ddp_without_cuda(torchrun_env):
     dist.init_process_group('gloo')
     try:
         with pytest.raises((RuntimeError, AssertionError)):
-            compat.UPSTREAM['model_to_device'](_DistributedModelStub(), nn.Conv2d(3, 3, 1))
+            patches.UPSTREAM['model_to_device'](_DistributedModelStub(), nn.Conv2d(3, 3, 1))
         wrapped = BaseModel.model_to_device(_DistributedModelStub(), nn.Conv2d(3, 3, 1))
         assert isinstance(wrapped, DistributedDataParallel)
         assert wrapped.device_ids is None
@@ -192,13 +203,13 @@ def test_broken_torchvision_is_one_clear_sentence(tmp_path):
     fake.mkdir()
     (fake / '__init__.py').write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
     result = run_python(['-m', 'basicsr_sgenet.train', '-opt', 'x.yml'],
-                        PYTHONPATH=f'{tmp_path}:{compat_repo_root()}', BASICSR_SGENET_AUTOLOAD='0')
+                        PYTHONPATH=f'{tmp_path}:{repo_root()}', BASICSR_SGENET_AUTOLOAD='0')
     assert result.returncode != 0
     assert result.stderr.strip().startswith('error: torchvision cannot be imported'), result.stderr
     assert 'Traceback' not in result.stderr
 
 
-def compat_repo_root():
+def repo_root():
     from conftest import REPO_ROOT
     return REPO_ROOT
 
@@ -237,22 +248,163 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch, method):
         BaseModel.save_network(model, nn.Linear(2, 2), 'net_g', 7)
         return tmp_path / 'net_g_7.pth'
 
-    assert isinstance(base_model_module.torch, compat._TorchWithAtomicSave)
+    assert isinstance(base_model_module.torch, patches._TorchWithAtomicSave)
     target = call(_SavingModelStub(tmp_path))
     assert target.exists()
     good_bytes = target.read_bytes()
 
     # Upstream writes the final name directly: an interrupted write leaves it truncated.
     monkeypatch.setattr(torch, 'save', _interrupted_torch_save)
-    monkeypatch.setattr(base_model_module, 'torch', compat.UPSTREAM['base_model_torch'])
+    monkeypatch.setattr(base_model_module, 'torch', patches.UPSTREAM['base_model_torch'])
     with pytest.raises(KeyboardInterrupt):
         call(_SavingModelStub(tmp_path))
     assert target.read_bytes().startswith(b'PK\x03\x04 partial')
 
     # Patched: the interrupted write leaves the previous complete file and no temp files.
     target.write_bytes(good_bytes)
-    monkeypatch.setattr(base_model_module, 'torch', compat._TorchWithAtomicSave('torch'))
+    monkeypatch.setattr(base_model_module, 'torch', patches._TorchWithAtomicSave('torch'))
     with pytest.raises(KeyboardInterrupt):
         call(_SavingModelStub(tmp_path))
     assert target.read_bytes() == good_bytes
     assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def _opt(dist_run, world_size=1, num_gpu=0, **train):
+    return {'dist': dist_run, 'world_size': world_size, 'num_gpu': num_gpu, 'datasets': {'train': dict(train)}}
+
+
+@pytest.mark.parametrize('opt, per_gpu', [
+    (_opt(True, world_size=4, total_batch_size=16), 4),
+    (_opt(False, num_gpu=0, total_batch_size=16), 16),
+    (_opt(False, num_gpu=2, total_batch_size=16), 8),
+    (_opt(True, world_size=2, total_batch_size=16, batch_size_per_gpu=8), 8),
+    (_opt(True, world_size=2, batch_size_per_gpu=3), 3),
+])
+def test_total_batch_size_is_split_over_processes(opt, per_gpu):
+    split_total_batch_size(opt)
+    assert opt['datasets']['train']['batch_size_per_gpu'] == per_gpu
+
+
+@pytest.mark.parametrize('opt, message', [
+    (_opt(True, world_size=3, total_batch_size=16), 'divisible by the 3 processes'),
+    (_opt(True, world_size=2, total_batch_size=0), 'positive integer'),
+    (_opt(True, world_size=2, total_batch_size=16, batch_size_per_gpu=4), 'set only one of the two'),
+])
+def test_total_batch_size_that_cannot_be_split_names_the_key(opt, message):
+    with pytest.raises(OptionError, match='datasets.train.') as err:
+        split_total_batch_size(opt)
+    assert message in str(err.value)
+
+
+class _LoadingModelStub:
+    """What BaseModel.load_network uses of a model."""
+    _print_different_keys_loading = BaseModel._print_different_keys_loading
+
+    def get_bare_model(self, net):
+        return net
+
+
+def test_checkpoint_of_another_network_is_one_clear_error(tmp_path):
+    path = tmp_path / 'net_g_10.pth'
+    torch.save({'params': build_network(dict(TINY_SGENET, channels=[8, 12, 20])).state_dict()}, path)
+    with pytest.raises(CheckpointMismatchError) as err:
+        BaseModel.load_network(_LoadingModelStub(), build_network(dict(TINY_SGENET)), str(path))
+    message = str(err.value)
+    assert str(path) in message and 'keys with other shapes' in message and 'same network_* options' in message
+
+
+def test_missing_checkpoint_names_the_file(tmp_path):
+    with pytest.raises(CheckpointMismatchError, match='net_g_5.pth does not exist'):
+        BaseModel.load_network(_LoadingModelStub(), build_network(dict(TINY_SGENET)), str(tmp_path / 'net_g_5.pth'))
+
+
+def test_matching_checkpoint_still_loads(tmp_path):
+    net = build_network(dict(TINY_SGENET))
+    torch.save({'params': net.state_dict()}, tmp_path / 'w.pth')
+    BaseModel.load_network(_LoadingModelStub(), build_network(dict(TINY_SGENET)), str(tmp_path / 'w.pth'))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='about machines without CUDA')
+def test_option_file_backend_is_honoured_and_nccl_without_gpus_is_refused(torchrun_env, default_patches):
+    patches.install(dist_backend='nccl')
+    with pytest.raises(LaunchError, match='dist_params.backend is nccl'):
+        basicsr.utils.options.init_dist('pytorch')
+    patches.install(dist_backend='gloo')
+    basicsr.utils.options.init_dist('pytorch')
+    try:
+        assert dist.get_backend() == 'gloo'
+    finally:
+        dist.destroy_process_group()
+
+
+def test_launcher_pytorch_without_torchrun_is_one_line(tmp_path, monkeypatch, capsys):
+    for name in patches.TORCHRUN_ENV:
+        monkeypatch.delenv(name, raising=False)
+    yml = tmp_path / 'o.yml'
+    yml.write_text('name: x\nmodel_type: SGENetModel\nnetwork_g: {type: SGENet}\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr('sys.argv', ['train.py'])
+    with pytest.raises(SystemExit) as exit_:
+        run_pipeline('train', ['-opt', str(yml), '--launcher', 'pytorch'])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.startswith('error: --launcher pytorch needs the environment')
+
+
+def test_option_file_timeout_reaches_init_process_group(torchrun_env, monkeypatch, default_patches):
+    seen = {}
+    monkeypatch.setattr(dist, 'init_process_group', lambda **kwargs: seen.update(kwargs))
+    patches.install(dist_backend='gloo', dist_timeout_minutes=90)
+    basicsr.utils.options.init_dist('pytorch')
+    assert seen['timeout'].total_seconds() == 90 * 60
+
+
+def test_auto_resume_skips_truncated_weights_beside_an_intact_state(tmp_path):
+    _training_state(tmp_path, 5)
+    _training_state(tmp_path, 10)
+    weights = tmp_path / 'models' / 'net_g_10.pth'
+    weights.write_bytes(weights.read_bytes()[:20])  # killed while writing the weights
+    opt = _resume_opt(tmp_path, auto_resume=True)
+    assert patches.load_resume_state(opt)['iter'] == 5
+    assert opt['path']['resume_state'].endswith('5.state')
+
+
+def test_auto_resume_removes_temporary_files_of_interrupted_saves(tmp_path, capsys):
+    _training_state(tmp_path, 5)
+    dead_pid = 2**22 + 12345  # above Linux's pid_max default range: no such process
+    leftover = tmp_path / 'models' / f'net_g_10.pth.tmp-{dead_pid}'
+    leftover.write_bytes(b'PK partial')
+    live = tmp_path / 'models' / f'net_g_10.pth.tmp-{os.getpid()}'  # a save still running
+    live.write_bytes(b'PK partial')
+    assert patches.load_resume_state(_resume_opt(tmp_path, auto_resume=True))['iter'] == 5
+    assert not leftover.exists() and live.exists()
+    assert f'removed {leftover}' in capsys.readouterr().err
+
+
+def test_resuming_with_a_longer_schedule_continues_on_the_option_file_schedule(tmp_path, monkeypatch, capsys):
+    from tiny_experiment import training_options, write_options, write_pairs
+    write_pairs(tmp_path / 'data', count=2, size=40)
+    opt = training_options(tmp_path / 'data', 'extend', total_iter=2, checkpoint_every=2, validate=False)
+    yml = write_options(tmp_path / 'extend.yml', opt)
+    monkeypatch.chdir(tmp_path)
+    run_pipeline('train', ['-opt', str(yml)])
+    # The finished run, extended: upstream resumes the 2-iteration schedule and fails at iteration 3.
+    opt['train']['total_iter'] = 4
+    opt['train']['scheduler']['periods'] = [4]
+    write_options(yml, opt)
+    run_pipeline('train', ['-opt', str(yml), '--auto_resume'])
+    models = tmp_path / 'experiments' / 'extend' / 'models'
+    assert (models / 'net_g_4.pth').exists()
+    log = sorted((tmp_path / 'experiments' / 'extend').glob('train_extend_*.log'))[-1].read_text()
+    assert 'periods: [2] -> [4]' in log and 'continues on the option file\'s schedule from iteration 2' in log
+
+
+def test_upstream_resume_with_a_longer_schedule_fails_in_the_scheduler():
+    from basicsr.models.lr_scheduler import CosineAnnealingRestartLR
+    optimizer = torch.optim.Adam(nn.Linear(2, 2).parameters(), lr=1e-3)
+    finished = CosineAnnealingRestartLR(optimizer, periods=[2], restart_weights=[1])
+    extended = CosineAnnealingRestartLR(optimizer, periods=[4], restart_weights=[1])
+    extended.load_state_dict(finished.state_dict())  # what BaseModel.resume_training does
+    for _ in range(2):
+        extended.step()
+    with pytest.raises(TypeError, match='NoneType'):
+        extended.step()

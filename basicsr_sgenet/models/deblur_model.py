@@ -1,29 +1,14 @@
-"""SGENetModel: BasicSR's SRModel trained on SGENet's multiple supervised outputs."""
-import contextlib
+"""DeblurModel: BasicSR's SRModel for networks with several supervised outputs."""
 from collections import OrderedDict
 
 import torch
-
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
-FINAL_KEY = 'final'
-
-AUTOCAST_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; training stopped before the optimizer step."""
-
-
-def final_image(output):
-    """The restored image from a network's output: the tensor itself, or its ``final`` entry."""
-    if not isinstance(output, dict):
-        return output
-    if FINAL_KEY not in output:
-        raise ValueError(f'The network returned a dict without a "{FINAL_KEY}" image (keys: {list(output)}).')
-    return output[FINAL_KEY]
+from basicsr_sgenet.archs.arch_util import final_image
+from basicsr_sgenet.errors import NonFiniteLossError
+from basicsr_sgenet.precision import autocast, option_precision
 
 
 def as_float32(output):
@@ -34,11 +19,13 @@ def as_float32(output):
 
 
 @MODEL_REGISTRY.register()
-class SGENetModel(SRModel):
-    """SRModel for networks that return several supervised images while training.
+class DeblurModel(SRModel):
+    """SRModel for networks that return several supervised images while training: one
+    model class for SGENet and every deblurring peer (MPRNet, MIMO-UNet, NAFNet, Restormer).
 
     In train mode ``network_g`` may return a dict of images (SGENet: ``final``, the stage
-    CEM images, ``sam``); in eval mode it returns the restored image. The whole output
+    CEM images, ``sam``; MPRNet: ``final``, ``stage2``, ``stage1``); in eval mode it returns
+    the restored image. The whole output
     goes to ``pixel_opt`` when that loss understands dicts (it has a ``terms`` method, as
     ``MultiScaleCharbonnierEdgeLoss`` does); any other pixel loss (e.g. ``L1Loss``) and the
     perceptual loss see only ``final``. Validation, image saving, metrics, EMA
@@ -62,33 +49,12 @@ class SGENetModel(SRModel):
     def __init__(self, opt):
         super().__init__(opt)
         if self.is_train:
-            self.train_autocast_dtype = self._autocast_dtype('train')
-            use_scaler = self.train_autocast_dtype is torch.float16
+            self.train_precision = option_precision(opt, 'train', self.device)
+            use_scaler = self.train_precision == 'fp16'
             self.grad_scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
-            if self.train_autocast_dtype is not None:
-                get_root_logger().info(f'Mixed precision training: {opt["train"]["mixed_precision"]}.')
-        self.val_autocast_dtype = self._autocast_dtype('val')
-
-    def _autocast_dtype(self, section):
-        """Read and check ``<section>.mixed_precision``; None means full precision."""
-        setting = (self.opt.get(section) or {}).get('mixed_precision')
-        if isinstance(setting, str):
-            setting = setting.lower()
-        if setting in (None, False, 'none', 'null', 'fp32'):
-            return None
-        if setting not in AUTOCAST_DTYPES:
-            raise ValueError(f'{section}.mixed_precision must be one of bf16, fp16 or null, got {setting!r}.')
-        if setting == 'fp16' and self.device.type != 'cuda':
-            raise ValueError(f'{section}.mixed_precision: fp16 needs a CUDA device (num_gpu > 0); '
-                             'use bf16 on the CPU, or null.')
-        if setting == 'bf16' and self.device.type == 'cuda' and not torch.cuda.is_bf16_supported():
-            raise ValueError(f'{section}.mixed_precision: this GPU does not support bf16; use fp16 or null.')
-        return AUTOCAST_DTYPES[setting]
-
-    def _autocast(self, dtype):
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+            if self.train_precision != 'fp32':
+                get_root_logger().info(f'Mixed precision training: {self.train_precision}.')
+        self.val_precision = option_precision(opt, 'val', self.device)
 
     def compute_losses(self, output):
         """All loss terms for one training output, by log name; ``l_total`` is their sum."""
@@ -133,7 +99,7 @@ class SGENetModel(SRModel):
 
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
-        with self._autocast(self.train_autocast_dtype):
+        with autocast(self.device, self.train_precision):
             output = self.net_g(self.lq)
         output = as_float32(output)
         self.output = final_image(output)
@@ -170,7 +136,12 @@ class SGENetModel(SRModel):
             'there. Lower train.optim_g.lr or add train.warmup_iter, and restart from an earlier checkpoint.')
 
     def test(self):
-        with self._autocast(self.val_autocast_dtype):
+        with autocast(self.device, self.val_precision):
             super().test()
         # Metrics and image saving want one fp32 image, whatever the net returned.
         self.output = final_image(self.output).float()
+
+
+@MODEL_REGISTRY.register()
+class SGENetModel(DeblurModel):
+    """DeblurModel under its first name, so option files that name it keep working."""

@@ -1,0 +1,375 @@
+"""Everything basicsr-sgenet changes in BasicSR 1.4.2, in one place.
+
+``make_basicsr_importable()`` is what ``import basicsr`` needs on today's stack; importing
+``basicsr_sgenet`` runs it and nothing else from here. ``install()`` puts the run-time
+patches below into BasicSR; the plugin's entry points call it with the option file's
+settings, and the auto-load hook calls it for BasicSR's stock entry points. Each patch
+names the upstream problem, and ``tests/test_patches.py`` shows that problem on BasicSR's
+own function (kept in ``UPSTREAM``) and that the patch fixes it.
+
+=============================================  ============================================
+upstream problem (basicsr 1.4.2)               patch
+=============================================  ============================================
+``import basicsr``: torchvision >= 0.17         alias the old module name to the new one
+renamed ``transforms.functional_tensor``
+resume states mapped with ``storage.cuda()``:  map to the current CUDA device if any, else
+no resume on a CPU-only machine                the CPU
+``--auto_resume`` takes the newest ``*.state``  take the newest state that loads and whose
+even if it or its weights are truncated        weights are complete (``resume.py``)
+a kill during ``torch.save`` leaves a          write a temporary file, fsync, rename
+truncated checkpoint under the final name
+``init_dist``: ``set_device(rank % 0)`` and    gloo and no device selection without CUDA;
+nccl on a CPU-only machine; ``dist_params``    ``dist_params.backend`` / ``timeout_minutes``
+ignored outside slurm                          passed to ``install``
+DDP built with CUDA ``device_ids``             no device ids without CUDA
+checkpoints load only from ``params[_ema]``    read every common wrapper; a checkpoint of
+and a mismatch is a page of torch text         another network is one error naming keys
+resuming with a longer schedule (a larger      the option file's schedule replaces the
+``total_iter``) crashes in the scheduler       resumed one, with a warning
+(``TypeError: list indices ... NoneType``)
+no way to keep a recipe's batch when the       ``datasets.train.total_batch_size`` split
+number of GPUs changes                         over the processes of the run
+``python -m basicsr.train`` writes its         under the current directory instead, as the
+folders inside site-packages                   plugin's entry points do
+=============================================  ============================================
+"""
+import datetime
+import functools
+import importlib
+import os
+import sys
+import types
+
+from basicsr_sgenet.errors import CheckpointMismatchError, DependencyError, LaunchError, OptionError
+
+# BasicSR's own functions that ``install`` replaced, by name: every install wraps these
+# originals (so installing twice never wraps a wrapper), and the tests call them to show
+# each upstream problem still exists.
+UPSTREAM = {}
+
+# What torch.distributed's env:// rendezvous reads; torchrun sets them for every rank.
+TORCHRUN_ENV = ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+
+
+# ----------------------------------------------------------------------------- import
+
+def make_basicsr_importable():
+    """Check torch/torchvision import together, then alias the torchvision module BasicSR needs."""
+    try:
+        import torch
+    except ImportError as err:
+        raise DependencyError(f'PyTorch is not importable ({err}). Install it first, e.g. '
+                              '`pip install -c constraints.txt torch torchvision`.') from None
+    try:
+        import torchvision  # noqa: F401
+    except (ImportError, RuntimeError) as err:
+        # Typical case: a CUDA torchvision wheel next to a CPU torch wheel fails with
+        # "operator torchvision::nms does not exist".
+        raise DependencyError(f'torchvision cannot be imported with torch {torch.__version__} ({err}). '
+                              'Install a torch/torchvision pair built for each other, e.g. '
+                              '`pip install -c constraints.txt torch torchvision`.') from None
+    old_name = 'torchvision.transforms.functional_tensor'  # imported by basicsr/data/degradations.py
+    if old_name not in sys.modules:
+        try:
+            importlib.import_module(old_name)
+        except ModuleNotFoundError:
+            sys.modules[old_name] = importlib.import_module('torchvision.transforms._functional_tensor')
+
+
+# ----------------------------------------------------------------------------- resume
+
+def _state_map_location():
+    """BasicSR's choice (the current CUDA device) when there is one, else the CPU."""
+    import torch
+    if torch.cuda.is_available():
+        device_id = torch.cuda.current_device()
+        return lambda storage, loc: storage.cuda(device_id)
+    return 'cpu'
+
+
+def _resumed_networks(opt):
+    """Labels (``g`` for ``network_g``) of the networks a resume reloads, as BasicSR's
+    check_resume picks them: every ``network_*`` not in ``path.ignore_resume_networks``."""
+    ignored = opt['path'].get('ignore_resume_networks') or []
+    return [key[len('network_'):] for key in opt if key.startswith('network_') and key not in ignored]
+
+
+def load_resume_state(opt):
+    """Replaces ``basicsr.train.load_resume_state``: see the table in the module docstring."""
+    from basicsr.utils import check_resume
+
+    from basicsr_sgenet.resume import find_resumable_state, load_state_file
+
+    if opt['auto_resume']:
+        found = find_resumable_state(opt['path']['training_states'], opt['path']['models'], _resumed_networks(opt),
+                                     _state_map_location())
+        if found is None:
+            return None
+        state_path, resume_state = found
+        opt['path']['resume_state'] = state_path
+    elif opt['path'].get('resume_state'):
+        resume_state = load_state_file(opt['path']['resume_state'], _state_map_location())
+    else:
+        return None
+    check_resume(opt, resume_state['iter'])
+    return resume_state
+
+
+# Scheduler attributes that record progress rather than the schedule itself.
+_SCHEDULER_PROGRESS = {'last_epoch', '_step_count', '_last_lr', '_get_lr_called_within_step', '_is_initial',
+                       'base_lrs', 'verbose'}
+
+
+def _schedule_settings(scheduler):
+    return {key: value for key, value in vars(scheduler).items()
+            if key not in _SCHEDULER_PROGRESS and key != 'optimizer'}
+
+
+def _resume_with_option_file_schedule(resume_training):
+
+    @functools.wraps(resume_training)
+    def wrapper(self, resume_state):
+        from basicsr.utils import get_root_logger
+        configured = [_schedule_settings(scheduler) for scheduler in self.schedulers]
+        resume_training(self, resume_state)
+        for scheduler, settings in zip(self.schedulers, configured):
+            resumed = _schedule_settings(scheduler)
+            changed = sorted(key for key in settings if resumed.get(key) != settings[key])
+            if changed:
+                vars(scheduler).update(settings)
+                get_root_logger().warning(
+                    f'The option file\'s learning-rate schedule differs from the resumed run\'s '
+                    f'({", ".join(f"{key}: {resumed.get(key)} -> {settings[key]}" for key in changed)}); '
+                    f'training continues on the option file\'s schedule from iteration {resume_state["iter"]}.')
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def atomic_torch_save(obj, f, *args, **kwargs):
+    """``torch.save`` that never leaves a half-written file under the final name."""
+    import torch
+    if not isinstance(f, (str, os.PathLike)):
+        return torch.save(obj, f, *args, **kwargs)
+    tmp_path = f'{os.fspath(f)}.tmp-{os.getpid()}'
+    try:
+        with open(tmp_path, 'wb') as tmp:
+            torch.save(obj, tmp, *args, **kwargs)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_path, f)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+class _TorchWithAtomicSave(types.ModuleType):
+    """Stands in for ``torch`` inside ``basicsr.models.base_model`` only, whose
+    ``save_network`` / ``save_training_state`` call ``torch.save(obj, final_path)``."""
+
+    save = staticmethod(atomic_torch_save)
+
+    def __getattr__(self, name):
+        import torch
+        return getattr(torch, name)
+
+
+def _load_any_checkpoint(load_network):
+
+    @functools.wraps(load_network)
+    def wrapper(self, net, load_path, strict=True, param_key='params'):
+        from basicsr.utils import get_root_logger
+
+        from basicsr_sgenet.errors import InferenceError
+        from basicsr_sgenet.weights import describe_mismatch, read_state_dict
+
+        net = self.get_bare_model(net)
+        try:
+            # BasicSR's default keys mean "whatever the file holds": params_ema, params, or
+            # another project's wrapper (state_dict, model) or a bare state dict.
+            state, key = read_state_dict(load_path, None if param_key in (None, 'params', 'params_ema') else param_key,
+                                         prefer=param_key)
+        except InferenceError as err:
+            raise CheckpointMismatchError(f'{err} (path.pretrain_network_* or the weights of the iteration being '
+                                          'resumed).') from None
+        get_root_logger().info(f'Loading {type(net).__name__} model from {load_path}, with param key: [{key}].')
+        mismatch = describe_mismatch(net.state_dict(), state)
+        if mismatch and strict:
+            raise CheckpointMismatchError(
+                f'{load_path} does not fit the {type(net).__name__} built from the option file: {mismatch}. '
+                'A resumed or pretrained network must be built with the same network_* options.')
+        self._print_different_keys_loading(net, state, strict)
+        net.load_state_dict(state, strict=strict)
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------- distributed
+
+def _init_dist(launcher, backend=None, *, original, option_backend, timeout_minutes, **kwargs):
+    """Replaces ``basicsr.utils.options.init_dist``: see the module docstring."""
+    import torch
+    import torch.distributed as dist
+
+    if launcher == 'pytorch':
+        missing = [name for name in TORCHRUN_ENV if not os.environ.get(name)]
+        if missing:
+            raise LaunchError(f'--launcher pytorch needs the environment torchrun sets up (missing: '
+                              f'{", ".join(missing)}). Start training with `torchrun --nproc_per_node=N '
+                              'basicsr_sgenet/train.py -opt ... --launcher pytorch`, or drop --launcher.')
+        if timeout_minutes:
+            # Rank 0 validates the whole set while the others wait in a collective: with
+            # nccl's 10-minute default, a long validation kills the run.
+            kwargs.setdefault('timeout', datetime.timedelta(minutes=timeout_minutes))
+    backend = backend or option_backend
+    if not torch.cuda.is_available():
+        if backend == 'nccl':
+            raise LaunchError('dist_params.backend is nccl, which needs CUDA GPUs, and this machine has none: '
+                              'remove it (the backend then follows the hardware) or set gloo.')
+        if launcher != 'pytorch':
+            raise LaunchError(f'--launcher {launcher} assigns one CUDA GPU per process and this machine has none: '
+                              'use torchrun with --launcher pytorch, which runs on CPUs with gloo.')
+        dist.init_process_group(backend=backend or 'gloo', **kwargs)
+        return
+    original(launcher, backend or 'nccl', **kwargs)
+
+
+def _model_to_device_without_cuda(model_to_device):
+
+    @functools.wraps(model_to_device)
+    def wrapper(self, net):
+        import torch
+        from torch.nn.parallel import DistributedDataParallel
+        if not (self.opt['dist'] and not torch.cuda.is_available()):
+            return model_to_device(self, net)
+        net = net.to(self.device)
+        return DistributedDataParallel(net, find_unused_parameters=self.opt.get('find_unused_parameters', False))
+
+    return wrapper
+
+
+def split_total_batch_size(opt):
+    """Set ``batch_size_per_gpu`` from ``total_batch_size`` for this run's process count."""
+    train = opt.get('datasets', {}).get('train')
+    if not train or train.get('total_batch_size') is None:
+        return
+    total = train['total_batch_size']
+    # BasicSR's batch per step: batch_size_per_gpu per process under torchrun, and
+    # batch_size_per_gpu x num_gpu in one process with DataParallel.
+    shares = opt['world_size'] if opt['dist'] else max(opt['num_gpu'], 1)
+    if isinstance(total, bool) or not isinstance(total, int) or total < 1 or total % shares:
+        raise OptionError(f'datasets.train.total_batch_size is {total!r}: it must be a positive integer '
+                          f'divisible by the {shares} processes/GPUs this run uses.')
+    per_gpu = total // shares
+    given = train.get('batch_size_per_gpu')
+    if given is not None and given != per_gpu:
+        raise OptionError(f'datasets.train.batch_size_per_gpu is {given} but total_batch_size {total} over '
+                          f'{shares} processes/GPUs gives {per_gpu}: set only one of the two.')
+    train['batch_size_per_gpu'] = per_gpu
+
+
+def _split_total_batch_size_first(create_train_val_dataloader):
+
+    @functools.wraps(create_train_val_dataloader)
+    def wrapper(opt, logger):
+        split_total_batch_size(opt)
+        return create_train_val_dataloader(opt, logger)
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------- stock entry points
+
+def _stock_script():
+    """``__main__`` if it is BasicSR's own train.py or test.py, else None."""
+    main = sys.modules.get('__main__')
+    path = os.path.normpath(getattr(main, '__file__', None) or '')
+    return main if path.split(os.sep)[-2:] in (['basicsr', 'train.py'], ['basicsr', 'test.py']) else None
+
+
+class _PinnedRootOptions(dict):
+    """Options whose ``root_path`` cannot be overwritten: BasicSR's stock train.py sets
+    ``opt['root_path']`` to its own root right after parsing, for tb_logger/."""
+
+    def __setitem__(self, key, value):
+        if key != 'root_path' or 'root_path' not in self:
+            super().__setitem__(key, value)
+
+
+# basicsr/train.py functions replaced by ``install``: name -> make_replacement(original).
+# BasicSR's stock train.py run as a script is a second copy of that module (``__main__``)
+# whose train_pipeline uses its own globals; ``_parse_options_for_stock_scripts`` patches
+# that copy too, on its first call.
+TRAIN_FUNCTION_REPLACEMENTS = {'load_resume_state': lambda original: load_resume_state,
+                               'create_train_val_dataloader': _split_total_batch_size_first}
+
+
+def _parse_options_for_stock_scripts(parse_options):
+
+    @functools.wraps(parse_options)
+    def wrapper(root_path, is_train=True):
+        script = _stock_script()
+        if script is None:
+            return parse_options(root_path, is_train)
+        for name, make_replacement in TRAIN_FUNCTION_REPLACEMENTS.items():
+            if hasattr(script, name) and not getattr(getattr(script, name), '_sgenet_patch', False):
+                replacement = make_replacement(getattr(script, name))
+                replacement._sgenet_patch = True
+                setattr(script, name, replacement)
+        if os.path.basename(os.path.normpath(root_path)) not in ('site-packages', 'dist-packages'):
+            return parse_options(root_path, is_train)  # a BasicSR checkout: its root, as BasicSR intends
+        root = os.getcwd()
+        print(f'basicsr-sgenet: BasicSR is installed in {root_path}; writing experiments/, results/ and tb_logger/ '
+              f'under the current directory {root} instead.', flush=True)
+        opt, args = parse_options(root, is_train)
+        opt = _PinnedRootOptions(opt)
+        opt['root_path'] = root
+        return opt, args
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------- install
+
+def _remember_upstream():
+    import basicsr.models.base_model as base_model_module
+    import basicsr.train
+    import basicsr.utils.options
+    from basicsr.models.base_model import BaseModel
+
+    if not UPSTREAM:
+        UPSTREAM.update(
+            load_resume_state=basicsr.train.load_resume_state,
+            create_train_val_dataloader=basicsr.train.create_train_val_dataloader,
+            init_dist=basicsr.utils.options.init_dist, parse_options=basicsr.utils.options.parse_options,
+            model_to_device=BaseModel.model_to_device, load_network=BaseModel.load_network,
+            resume_training=BaseModel.resume_training, base_model_torch=base_model_module.torch)
+
+
+def install(dist_backend=None, dist_timeout_minutes=None):
+    """Install every run-time patch into BasicSR, over BasicSR's originals.
+
+    Args:
+        dist_backend (str | None): the option file's ``dist_params.backend``; None: nccl
+            with CUDA, gloo without.
+        dist_timeout_minutes (float | None): the option file's
+            ``dist_params.timeout_minutes`` for torchrun's collectives; None: torch's default.
+
+    Calling it again re-installs everything with the new arguments.
+    """
+    import basicsr.models.base_model as base_model_module
+    import basicsr.train
+    import basicsr.utils.options
+    from basicsr.models.base_model import BaseModel
+
+    _remember_upstream()
+    for name, make_replacement in TRAIN_FUNCTION_REPLACEMENTS.items():
+        setattr(basicsr.train, name, make_replacement(UPSTREAM[name]))
+    basicsr.utils.options.init_dist = functools.partial(
+        _init_dist, original=UPSTREAM['init_dist'], option_backend=dist_backend, timeout_minutes=dist_timeout_minutes)
+    basicsr.utils.options.parse_options = _parse_options_for_stock_scripts(UPSTREAM['parse_options'])
+    BaseModel.model_to_device = _model_to_device_without_cuda(UPSTREAM['model_to_device'])
+    BaseModel.load_network = _load_any_checkpoint(UPSTREAM['load_network'])
+    BaseModel.resume_training = _resume_with_option_file_schedule(UPSTREAM['resume_training'])
+    base_model_module.torch = _TorchWithAtomicSave('torch')
