@@ -72,7 +72,7 @@ def test_default_parameter_count_matches_the_paper_and_the_spec_split():
     rdms = sum(count_parameters(m) for m in net.modules() if isinstance(m, RDM))
     cems = sum(count_parameters(m) for m in net.modules() if isinstance(m, CEM))
     csams = sum(count_parameters(m) for m in net.modules() if isinstance(m, CSAM))
-    # SGENET_SPEC.md: RDMs 15.97M, CEMs 2.94M, CSAMs 0.11M, the rest 0.24M.
+    # The reference design's split (docs/architecture.md): RDMs 15.97M, CEMs 2.94M, CSAMs 0.11M, rest 0.24M.
     assert round(rdms / 1e6, 2) == 15.97
     assert round(cems / 1e6, 2) == 2.94
     assert round(csams / 1e6, 2) == 0.11
@@ -293,3 +293,38 @@ def test_cem_with_every_unit_switched_off_still_passes_features_and_gradient():
     assert features.abs().sum() > 0
     features.sum().backward()
     assert cem.merge.weight.grad.abs().sum() > 0
+
+
+def test_post_activation_cem_skip_dies_where_the_pre_activation_one_does_not():
+    """The same dead-unit set-up as above with the reference design's skip: the level
+    outputs exactly zero and gets no gradient, so training can never revive it."""
+    cem = CEM(channels=4, coarser_channels=None, image_channels=3, skip='post_activation')
+    with torch.no_grad():
+        cem.merge.weight.fill_(-0.1)
+    features, _ = cem(torch.rand(1, 4, 8, 8) + 0.1, torch.rand(1, 3, 8, 8))
+    assert torch.all(features == 0)
+    features.sum().backward()
+    assert cem.merge.weight.grad.abs().sum() == 0
+
+
+@pytest.mark.parametrize('cem_skip', ['pre_activation', 'post_activation'])
+def test_each_cem_skip_builds_and_trains(cem_skip):
+    torch.manual_seed(0)
+    net = build_network(dict(type='SGENet', channels=SMALL, num_rdm=1, cem_skip=cem_skip)).train()
+    assert all(cem.skip == cem_skip for cem in net.modules() if isinstance(cem, CEM))
+    sharp = F.interpolate(torch.rand(2, 3, 4, 4), size=(16, 16), mode='bicubic', align_corners=False)
+    blurred = F.avg_pool2d(F.pad(sharp, (1, 1, 1, 1), mode='replicate'), 3, stride=1)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        loss = F.l1_loss(net(blurred)['final'], sharp)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_unknown_cem_skip_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match='cem_skip must be one of pre_activation, post_activation'):
+        SGENet(channels=SMALL, cem_skip='after_relu')
