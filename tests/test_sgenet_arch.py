@@ -1,7 +1,6 @@
 """SGENet architecture: registry, size, output contract, ablation switches, argument
 checks, and numerics under channels_last and bf16 autocast. Forward passes run at
 reduced width (channels 8, 12, 16) on inputs of at most 64x64."""
-import importlib.util
 import os
 
 import pytest
@@ -15,9 +14,9 @@ from basicsr_sgenet.archs.sgenet_arch import (OUTPUT_SCALE_FACTORS, PAPER_CHANNE
                                               output_scale_factors)
 from basicsr_sgenet.archs.sgenet_blocks import CEM, CSAM, RDM, CrossStageSum, PlainSkipFusion
 from basicsr_sgenet.profiling import count_parameters
+from conftest import REPO_ROOT, run_python
 
 SMALL = [8, 12, 16]
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def small_net(**options):
@@ -256,16 +255,13 @@ def test_bf16_autocast_training_outputs_are_finite():
 # --- model summary script -----------------------------------------------------------
 
 
-def test_model_summary_counts_on_the_meta_device(capsys):
-    spec = importlib.util.spec_from_file_location('model_summary', os.path.join(REPO_ROOT, 'scripts',
-                                                                                 'model_summary.py'))
-    summary = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summary)
-    summary.main(['--channels', '8', '12', '16', '--sizes', '32x48', '7x9'])
-    printed = capsys.readouterr().out
-    assert 'warning' not in printed
-    assert '32x48:' in printed and '7x9:' in printed
-    assert f'{count_parameters(small_net()) / 1e6:.4f}' in printed
+def test_model_summary_counts_on_the_meta_device():
+    result = run_python([os.path.join(REPO_ROOT, 'scripts', 'model_summary.py'), '--channels', '8', '12', '16',
+                         '--sizes', '32x48', '7x9'])
+    assert result.returncode == 0, result.stderr
+    assert 'warning' not in result.stdout
+    assert '32x48:' in result.stdout and '7x9:' in result.stdout
+    assert f'{count_parameters(small_net()) / 1e6:.4f}' in result.stdout
 
 
 def test_traces_as_one_graph_for_torch_compile():
