@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from basicsr_sgenet.archs.arch_util import crop_to_scale, pad_to_multiple
+from basicsr_sgenet.archs.arch_util import check_input, crop_to_scale, pad_to_multiple
 from basicsr_sgenet.archs.sgenet_blocks import (CEM, CEM_SKIPS, CSAM, DEFAULT_RDM_DILATIONS, RDM, SAM,
                                                 CrossStageSum, Down, PlainSkipFusion, conv3x3)
 
@@ -222,13 +222,8 @@ class SGENet(nn.Module):
         """Same as the module-level ``output_scale_factors``."""
         return output_scale_factors(num_scales, use_cem)
 
-    def _check_input(self, image):
-        if image.dim() != 4 or image.shape[1] != self.in_channels or image.shape[2] < 1 or image.shape[3] < 1:
-            raise ValueError(f'SGENet expects an input of shape (N, {self.in_channels}, H, W) with H, W >= 1, '
-                             f'got {tuple(image.shape)}')
-
     def forward(self, image):
-        self._check_input(image)
+        check_input('SGENet', image, self.in_channels)
         height, width = image.shape[-2:]
         blurred = pad_to_multiple(image, self.size_multiple)
         blurred_pyramid = average_pyramid(blurred, self.num_scales)
