@@ -8,7 +8,9 @@ The network is the paper-size SGENet unless ``--arch``/``--arch-args`` or ``--op
 (an option file's ``network_g``; its ``path.pretrain_network_g`` then supplies the
 weights unless ``--weights`` is given) say otherwise. Output files keep their names and
 bit depth (see ``inference/image_io.py``). Files already in the output folder are never
-replaced unless ``--overwrite`` is given: the run stops before any work, naming one.
+replaced: the run stops before any work, naming one, unless ``--overwrite`` (replace
+them) or ``--skip-existing`` (keep them and deblur the other inputs: finishes an
+interrupted run) is given.
 Everything that can be checked (arguments, weights, inputs, output names, that the
 output folder can be written) is checked before the folder is created.
 
@@ -47,9 +49,13 @@ def build_parser():
         prog='python -m basicsr_sgenet.deblur', description='Deblur images with SGENet (any size, CPU or GPU).')
     parser.add_argument('-i', '--input', required=True, help='an image file or a folder of images')
     parser.add_argument('-o', '--output', required=True, help='folder for the results (created if missing)')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='replace files in the output folder that have the name of a result (default: '
-                        'stop before any work, naming the first such file)')
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument('--overwrite', action='store_true',
+                          help='replace files in the output folder that have the name of a result (default: '
+                          'stop before any work, naming the first such file)')
+    existing.add_argument('--skip-existing', action='store_true',
+                          help='keep files in the output folder that have the name of a result and skip their '
+                          'inputs (to finish an interrupted run)')
     parser.add_argument('--weights', help='trained weights (.pth): a BasicSR checkpoint or a bare state dict')
     parser.add_argument('--param-key', help='checkpoint entry to load (default: params_ema, else params)')
     parser.add_argument('--opt', help='BasicSR option file whose network_g (and path.pretrain_network_g) to use')
@@ -99,7 +105,12 @@ def deblur_files(args):
             print(f'warning: {warning}', file=sys.stderr)
     spec = network_spec_from_args(args)
     inputs = list_input_images(args.input)
-    outputs = plan_outputs(args.output, inputs, args.overwrite)
+    jobs = plan_outputs(args.output, inputs, args.overwrite, args.skip_existing)
+    kept = len(inputs) - len(jobs)
+    if not jobs:
+        print(f'Nothing to do: the results of all {len(inputs)} input image(s) are already in {args.output} '
+              '(--skip-existing)')
+        return 0
 
     network = build_network(spec)
     load_weights(network, spec.weights, spec.param_key, network_description=spec.describe())
@@ -110,11 +121,11 @@ def deblur_files(args):
                              args.precision, args.channels_last)
 
     created = create_output_dir(args.output)  # only now: every check above has passed
-    remove_interrupted_writes(outputs)
+    remove_interrupted_writes([target for _, target in jobs])
     done, skipped = 0, []
     try:
-        with tqdm(total=len(inputs), desc='deblur', unit='img', disable=args.quiet) as images_bar:
-            for source_path, target_path in zip(inputs, outputs):
+        with tqdm(total=len(jobs), desc='deblur', unit='img', disable=args.quiet) as images_bar:
+            for source_path, target_path in jobs:
                 try:
                     image = read_image(source_path)
                 except ImageReadError as err:
@@ -130,7 +141,8 @@ def deblur_files(args):
     if not done:
         raise InferenceError(f'No input image could be read ({skipped[0]}' + (
             f' and {len(skipped) - 1} more; see the warnings above' if len(skipped) > 1 else '') + '); nothing was written')
-    print(f'Deblurred {done} image(s) into {args.output}' + (f'; skipped {len(skipped)} unreadable' if skipped else ''))
+    print(f'Deblurred {done} image(s) into {args.output}' + (f'; skipped {len(skipped)} unreadable' if skipped else '')
+          + (f'; kept {kept} existing result(s)' if kept else ''))
     return 0
 
 

@@ -275,6 +275,22 @@ def test_a_second_run_does_not_replace_earlier_results(tmp_path, weights, capsys
     assert sorted(os.listdir(tmp_path / 'out')) == ['a.png', 'first_only.png'], 'nothing written, not even new names'
 
 
+def test_skip_existing_finishes_an_interrupted_run(tmp_path, weights, capsys):
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(inputs / f'{index}.png'), (smooth_image(24, 32, index) * 255).astype(np.uint8))
+    assert sgenet_cli(inputs / '0.png', tmp_path / 'out', weights) == 0  # the run that was interrupted
+    first = (tmp_path / 'out' / '0.png').read_bytes()
+    capsys.readouterr()
+    assert sgenet_cli(inputs, tmp_path / 'out', weights, '--skip-existing') == 0
+    assert f'Deblurred 2 image(s) into {tmp_path}/out; kept 1 existing result(s)' in capsys.readouterr().out
+    assert (tmp_path / 'out' / '0.png').read_bytes() == first
+    assert sorted(os.listdir(tmp_path / 'out')) == ['0.png', '1.png', '2.png']
+    assert sgenet_cli(inputs, tmp_path / 'out', weights, '--skip-existing') == 0
+    assert 'Nothing to do' in capsys.readouterr().out
+
+
 def test_two_inputs_with_one_result_name_are_refused(tmp_path, weights, capsys):
     inputs = tmp_path / 'in'
     inputs.mkdir()

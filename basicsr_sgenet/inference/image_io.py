@@ -12,7 +12,8 @@ The network sees RGB floats in [0, 1]:
   such files come back as RGBA with three equal channels.)
 
 Nothing is lost on the way out: a result never replaces a file this run did not write
-unless the user asks (``overwrite``), and each result is written under a temporary name
+unless the user asks (``overwrite``; ``keep_existing`` skips such inputs instead, to
+finish an interrupted run), and each result is written under a temporary name
 first, so a kill -9 never leaves a truncated image under a result's name.
 """
 import os
@@ -66,11 +67,12 @@ def output_path_for(input_path, output_dir):
     return os.path.join(output_dir, stem + ext)
 
 
-def plan_outputs(output_dir, input_paths, overwrite=False):
-    """The output path of every input, refusing, before anything is written, set-ups that
-    would lose data or fail late: an output folder that cannot be written, results that
-    would replace their own inputs, two inputs mapping to one output name, and (unless
-    ``overwrite``) any result name already taken by a file. Creates nothing."""
+def plan_outputs(output_dir, input_paths, overwrite=False, keep_existing=False):
+    """``[(input, output path)]`` for the inputs to deblur, refusing, before anything is
+    written, set-ups that would lose data or fail late: an output folder that cannot be
+    written, results that would replace their own inputs, two inputs mapping to one output
+    name, and any result name already taken by a file, unless ``overwrite`` (replace it)
+    or ``keep_existing`` (leave it and skip that input). Creates nothing."""
     problem = output_folder_problem(output_dir)
     if problem:
         raise InferenceError(f'Output folder {problem}')
@@ -90,11 +92,13 @@ def plan_outputs(output_dir, input_paths, overwrite=False):
     if folders:
         raise InferenceError(f'{folders[0]} is a folder, so the result of {seen[folders[0]]} cannot be written '
                              'there; choose another output folder')
-    if taken and not overwrite:
+    if taken and not (overwrite or keep_existing):
         others = f' (and {len(taken) - 1} more of the {len(outputs)} result names)' if len(taken) > 1 else ''
-        raise InferenceError(f'{taken[0]}{others} already exists; pass --overwrite to replace it, or choose '
-                             'another output folder')
-    return outputs
+        raise InferenceError(f'{taken[0]}{others} already exists; pass --overwrite to replace it, --skip-existing '
+                             'to keep it and deblur the rest, or choose another output folder')
+    if keep_existing:
+        return [(source, target) for source, target in zip(input_paths, outputs) if target not in taken]
+    return list(zip(input_paths, outputs))
 
 
 def create_output_dir(output_dir):
