@@ -139,8 +139,8 @@ def deblur_files(args):
         if not done:  # stopped or failed before the first result: leave no empty folder behind
             remove_if_empty(created)
     if not done:
-        raise InferenceError(f'No input image could be read ({skipped[0]}' + (
-            f' and {len(skipped) - 1} more; see the warnings above' if len(skipped) > 1 else '') + '); nothing was written')
+        more = f' and {len(skipped) - 1} more; see the warnings above' if len(skipped) > 1 else ''
+        raise InferenceError(f'No input image could be read ({skipped[0]}{more}); nothing was written')
     print(f'Deblurred {done} image(s) into {args.output}' + (f'; skipped {len(skipped)} unreadable' if skipped else '')
           + (f'; kept {kept} existing result(s)' if kept else ''))
     return 0

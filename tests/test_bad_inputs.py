@@ -221,6 +221,16 @@ def hide_with_damaged_output(ws):
     return hide(ws, '--output', ws.prepared_hide())
 
 
+def truncated_copy(ws, name, source_or_object):
+    """A copy of a weights file, or of ``torch.save(object)``, cut to half its size."""
+    path = ws.path(name)
+    if isinstance(source_or_object, str):
+        shutil.copy(source_or_object, path)
+    else:
+        torch.save(source_or_object, path)
+    return truncate(path, half)
+
+
 def run_in_read_only_folder(ws, options):
     ws.cwd = ws.read_only_folder('run')
     return ['-opt', options]
@@ -342,6 +352,14 @@ ROWS = [
     Row('train', 'resume state missing',
         lambda ws: ['-opt', ws.train_options({'path.resume_state': ws.path('nope.state')})],
         'path.resume_state: {ws}/nope.state does not exist'),
+    Row('train', 'resume state truncated',
+        lambda ws: ['-opt', ws.train_options({'path.resume_state': truncated_copy(
+            ws, '2.state', {'iter': 2, 'epoch': 1, 'optimizers': [{'state': {}, 'param_groups': []}],
+                            'schedulers': [], 'padding': torch.zeros(4096)})})],
+        'path.resume_state: {ws}/2.state is truncated'),
+    Row('train', 'pretrained weights truncated',
+        lambda ws: ['-opt', ws.train_options({'path.pretrain_network_g': truncated_copy(ws, 'w.pth', ws.weights)})],
+        '{ws}/w.pth'),
     Row('train', 'current folder read-only', lambda ws: run_in_read_only_folder(ws, ws.train_options()),
         '{ws}/run/experiments cannot be created'),
 
@@ -349,6 +367,9 @@ ROWS = [
     Row('test', 'option file missing', lambda ws: ['-opt', ws.path('nope.yml')], '{ws}/nope.yml'),
     Row('test', 'weights missing', lambda ws: ['-opt', ws.test_options({'path.pretrain_network_g': ws.path('w.pth')})],
         'path.pretrain_network_g: {ws}/w.pth does not exist'),
+    Row('test', 'weights truncated',
+        lambda ws: ['-opt', ws.test_options({'path.pretrain_network_g': truncated_copy(ws, 'w.pth', ws.weights)})],
+        '{ws}/w.pth'),
     Row('test', 'test data missing',
         lambda ws: ['-opt', ws.test_options({'datasets.test_1.dataroot_lq': ws.path('nowhere')})],
         'datasets.test_1.dataroot_lq: {ws}/nowhere does not exist'),

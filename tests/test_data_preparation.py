@@ -1,6 +1,7 @@
 """GoPro / HIDE preparation: contents, keys, meta_info, re-runs, and bad input."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -232,12 +233,16 @@ def test_workers_die_with_the_preparing_process(tmp_path):
             '    list(map_fn(work, [0, 1]))\n')
     parent = subprocess.Popen([sys.executable, '-c', code, str(started)], env=python_env())
     try:
-        workers = wait_for(lambda: [int(name) for name in os.listdir(started)] if len(os.listdir(started)) == 2 else None)
+        workers = wait_for(lambda: len(os.listdir(started)) == 2 and [int(name) for name in os.listdir(started)])
         assert workers, 'the workers did not start'
     finally:
         parent.kill()
         parent.wait()
-    assert wait_for(lambda: not any(process_alive(pid) for pid in workers)), 'workers outlived their parent'
+    try:
+        assert wait_for(lambda: not any(process_alive(pid) for pid in workers)), 'workers outlived their parent'
+    finally:
+        for pid in filter(process_alive, workers):  # without the fix: orphans sleeping for 10 minutes
+            os.kill(pid, signal.SIGKILL)
 
 
 def wait_for(condition, limit_s=60):

@@ -344,14 +344,15 @@ def test_unwritable_output_is_refused_before_any_work(tmp_path, weights, capsys,
     import basicsr_sgenet.deblur as deblur
     monkeypatch.setattr(deblur, 'build_network', lambda spec: pytest.fail('the network was built'))
     assert sgenet_cli(tmp_path / 'a.png', read_only / 'out', weights) == 2
-    assert f'{read_only}/out cannot be created: no permission to create folders in {read_only}' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f'{read_only}/out cannot be created: no permission to create folders in {read_only}' in err
     assert sgenet_cli(tmp_path / 'a.png', read_only, weights) == 2
     assert f'{read_only} is not writable' in capsys.readouterr().err
     assert os.listdir(read_only) == []
 
 
-@pytest.mark.parametrize('extra, message', [(['--tile', 66], '--tile 66'), (['--arch-args', '{"channels": [8, 12, 20]}'],
-                                                                           'does not fit')])
+@pytest.mark.parametrize('extra, message', [(['--tile', 66], '--tile 66'),
+                                            (['--arch-args', '{"channels": [8, 12, 20]}'], 'does not fit')])
 def test_no_output_folder_until_the_network_and_tiles_are_checked(tmp_path, weights, capsys, extra, message):
     cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
     assert sgenet_cli(tmp_path / 'a.png', tmp_path / 'new' / 'out', weights, *extra) == 2
