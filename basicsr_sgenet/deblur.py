@@ -100,9 +100,6 @@ def deblur_files(args):
     check_precision(args.precision, device)
     if args.tile:
         check_tile_settings(args.tile, args.tile_overlap)  # the size grid is checked once the network exists
-        warning = tile_overlap_warning(args.tile_overlap)
-        if warning:
-            print(f'warning: {warning}', file=sys.stderr)
     spec = network_spec_from_args(args)
     inputs = list_input_images(args.input)
     jobs = plan_outputs(args.output, inputs, args.overwrite, args.skip_existing)
@@ -117,6 +114,9 @@ def deblur_files(args):
     multiple = size_multiple(network)
     if args.tile:
         check_tile_settings(args.tile, args.tile_overlap, multiple)
+        warning = tile_overlap_warning(args.tile_overlap)  # only once the run is going to happen
+        if warning:
+            print(f'warning: {warning}', file=sys.stderr)
     restorer = ImageRestorer(prepare_network(network, device, args.channels_last, args.compile), device,
                              args.precision, args.channels_last)
 

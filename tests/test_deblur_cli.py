@@ -341,12 +341,12 @@ def test_unwritable_output_is_refused_before_any_work(tmp_path, weights, capsys,
     # What a non-root user sees for a read-only folder (root may write there regardless).
     monkeypatch.setattr(os, 'access', lambda path, mode, *args, **kwargs: False if str(path) == str(read_only) and
                         mode & os.W_OK else real_access(path, mode, *args, **kwargs))
-    import basicsr_sgenet.deblur as deblur
-    monkeypatch.setattr(deblur, 'build_network', lambda spec: pytest.fail('the network was built'))
-    assert sgenet_cli(tmp_path / 'a.png', read_only / 'out', weights) == 2
+    # Weights that do not fit the network: had it been built first, that would be the error.
+    misfit = ('--arch-args', '{"channels": [8, 12, 20]}')
+    assert sgenet_cli(tmp_path / 'a.png', read_only / 'out', weights, *misfit) == 2
     err = capsys.readouterr().err
     assert f'{read_only}/out cannot be created: no permission to create folders in {read_only}' in err
-    assert sgenet_cli(tmp_path / 'a.png', read_only, weights) == 2
+    assert sgenet_cli(tmp_path / 'a.png', read_only, weights, *misfit) == 2
     assert f'{read_only} is not writable' in capsys.readouterr().err
     assert os.listdir(read_only) == []
 
