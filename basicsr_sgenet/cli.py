@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from basicsr_sgenet.errors import exit_on_user_error
+from basicsr_sgenet.errors import OutputFolderError, exit_on_user_error
 
 
 def _options_flags(argv):
@@ -17,15 +17,30 @@ def _options_flags(argv):
     return parser.parse_known_args(argv)[0]
 
 
+# What BasicSR's pipelines create under the directory they run from.
+OUTPUT_FOLDERS = {'train': ('experiments', 'tb_logger'), 'test': ('results',)}
+
+
+def check_output_folders(pipeline_name, root):
+    """Raise OutputFolderError unless BasicSR can create its output folders under ``root``."""
+    from basicsr_sgenet.output_folders import output_folder_problem
+    for folder in OUTPUT_FOLDERS[pipeline_name]:
+        problem = output_folder_problem(os.path.join(root, folder))
+        if problem:
+            raise OutputFolderError(f'{problem}; BasicSR writes {", ".join(OUTPUT_FOLDERS[pipeline_name])} under the '
+                                    'current directory, so run from a folder you can write to.')
+
+
 def prepare_run(pipeline_name, argv):
-    """Check the option file (with ``--force_yml`` applied) before anything is created,
-    then install the patches with its ``dist_params``."""
+    """Check the option file (with ``--force_yml`` applied) and the output folders before
+    anything is created, then install the patches with its ``dist_params``."""
     from basicsr_sgenet import options, patches
     flags = _options_flags(argv)
     opt = {}
     if flags.opt:  # without -opt, BasicSR's own argument parser says what is missing
         opt = options.apply_force_yml(options.read_option_file(flags.opt), flags.force_yml)
         options.check_options(opt, flags.opt, is_train=pipeline_name == 'train')
+        check_output_folders(pipeline_name, os.getcwd())
     dist_params = opt.get('dist_params') or {}
     patches.install(dist_backend=dist_params.get('backend'), dist_timeout_minutes=dist_params.get('timeout_minutes'))
 

@@ -7,9 +7,16 @@
 The network is the paper-size SGENet unless ``--arch``/``--arch-args`` or ``--opt``
 (an option file's ``network_g``; its ``path.pretrain_network_g`` then supplies the
 weights unless ``--weights`` is given) say otherwise. Output files keep their names and
-bit depth (see ``inference/image_io.py``). Exit status: 0 when every readable image was
-deblurred (unreadable ones are skipped with a warning), 1 when none could be, 2 for bad
-arguments or set-up (one ``error:`` line).
+bit depth (see ``inference/image_io.py``). Files already in the output folder are never
+replaced: the run stops before any work, naming one, unless ``--overwrite`` (replace
+them) or ``--skip-existing`` (keep them and deblur the other inputs: finishes an
+interrupted run) is given.
+Everything that can be checked (arguments, weights, inputs, output names, that the
+output folder can be written) is checked before the folder is created.
+
+Exit status: 0 when every readable image was deblurred (unreadable ones are skipped with
+a warning), 2 for bad arguments or set-up, or when no input could be read (one
+``error:`` line).
 """
 import argparse
 import os
@@ -22,17 +29,18 @@ if __name__ == '__main__' and not __package__:
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr_sgenet.errors import InferenceError  # noqa: E402
+from basicsr_sgenet.errors import InferenceError, UserError  # noqa: E402
 from basicsr_sgenet.inference.image_io import (  # noqa: E402
-    ImageReadError, list_input_images, prepare_output_dir, read_image, write_image)
+    ImageReadError, create_output_dir, list_input_images, plan_outputs, read_image, remove_interrupted_writes,
+    write_image)
 from basicsr_sgenet.inference.network import (  # noqa: E402
     DEFAULT_ARCH, NetworkSpec, build_network, parse_arch_args, size_multiple, spec_from_option_file)
 from basicsr_sgenet.inference.runtime import (  # noqa: E402
     ImageRestorer, check_precision, prepare_network, resolve_device)
-from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles  # noqa: E402
+from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tile_overlap_warning  # noqa: E402
+from basicsr_sgenet.output_folders import remove_if_empty  # noqa: E402
 from basicsr_sgenet.weights import load_weights  # noqa: E402
 
-EXIT_NOTHING_DONE = 1
 EXIT_BAD_INPUT = 2
 
 
@@ -41,6 +49,13 @@ def build_parser():
         prog='python -m basicsr_sgenet.deblur', description='Deblur images with SGENet (any size, CPU or GPU).')
     parser.add_argument('-i', '--input', required=True, help='an image file or a folder of images')
     parser.add_argument('-o', '--output', required=True, help='folder for the results (created if missing)')
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument('--overwrite', action='store_true',
+                          help='replace files in the output folder that have the name of a result (default: '
+                          'stop before any work, naming the first such file)')
+    existing.add_argument('--skip-existing', action='store_true',
+                          help='keep files in the output folder that have the name of a result and skip their '
+                          'inputs (to finish an interrupted run)')
     parser.add_argument('--weights', help='trained weights (.pth): a BasicSR checkpoint or a bare state dict')
     parser.add_argument('--param-key', help='checkpoint entry to load (default: params_ema, else params)')
     parser.add_argument('--opt', help='BasicSR option file whose network_g (and path.pretrain_network_g) to use')
@@ -87,30 +102,48 @@ def deblur_files(args):
         check_tile_settings(args.tile, args.tile_overlap)  # the size grid is checked once the network exists
     spec = network_spec_from_args(args)
     inputs = list_input_images(args.input)
-    outputs = prepare_output_dir(args.output, inputs)
+    jobs = plan_outputs(args.output, inputs, args.overwrite, args.skip_existing)
+    kept = len(inputs) - len(jobs)
+    if not jobs:
+        print(f'Nothing to do: the results of all {len(inputs)} input image(s) are already in {args.output} '
+              '(--skip-existing)')
+        return 0
 
     network = build_network(spec)
     load_weights(network, spec.weights, spec.param_key, network_description=spec.describe())
     multiple = size_multiple(network)
     if args.tile:
         check_tile_settings(args.tile, args.tile_overlap, multiple)
+        warning = tile_overlap_warning(args.tile_overlap)  # only once the run is going to happen
+        if warning:
+            print(f'warning: {warning}', file=sys.stderr)
     restorer = ImageRestorer(prepare_network(network, device, args.channels_last, args.compile), device,
                              args.precision, args.channels_last)
 
+    created = create_output_dir(args.output)  # only now: every check above has passed
+    remove_interrupted_writes([target for _, target in jobs])
     done, skipped = 0, []
-    with tqdm(total=len(inputs), desc='deblur', unit='img', disable=args.quiet) as images_bar:
-        for source_path, target_path in zip(inputs, outputs):
-            try:
-                image = read_image(source_path)
-            except ImageReadError as err:
-                tqdm.write(f'warning: skipping {err}', file=sys.stderr)
-                skipped.append(source_path)
-            else:
-                write_image(target_path, restore_image(restorer, image, args, multiple), image)
-                done += 1
-            images_bar.update()
-    print(f'Deblurred {done} image(s) into {args.output}' + (f'; skipped {len(skipped)} unreadable' if skipped else ''))
-    return 0 if done else EXIT_NOTHING_DONE
+    try:
+        with tqdm(total=len(jobs), desc='deblur', unit='img', disable=args.quiet) as images_bar:
+            for source_path, target_path in jobs:
+                try:
+                    image = read_image(source_path)
+                except ImageReadError as err:
+                    tqdm.write(f'warning: skipping {err}', file=sys.stderr)
+                    skipped.append(source_path)
+                else:
+                    write_image(target_path, restore_image(restorer, image, args, multiple), image, args.overwrite)
+                    done += 1
+                images_bar.update()
+    finally:
+        if not done:  # stopped or failed before the first result: leave no empty folder behind
+            remove_if_empty(created)
+    if not done:
+        more = f' and {len(skipped) - 1} more; see the warnings above' if len(skipped) > 1 else ''
+        raise InferenceError(f'No input image could be read ({skipped[0]}{more}); nothing was written')
+    print(f'Deblurred {done} image(s) into {args.output}' + (f'; skipped {len(skipped)} unreadable' if skipped else '')
+          + (f'; kept {kept} existing result(s)' if kept else ''))
+    return 0
 
 
 def restore_image(restorer, image, args, multiple):
@@ -134,7 +167,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         status = deblur_files(args)
-    except InferenceError as err:
+    except UserError as err:
         print(f'error: {err}', file=sys.stderr)
         return EXIT_BAD_INPUT
     return status

@@ -48,6 +48,10 @@ class PreparationError(UserError, ValueError):
     """Dataset preparation input or output that cannot be used; nothing has been written."""
 
 
+class OutputFolderError(UserError, OSError):
+    """An output folder that cannot be created or written; found before any work starts."""
+
+
 class StudyError(UserError, RuntimeError):
     """A study file, or a run of a study, that cannot be used or failed."""
 

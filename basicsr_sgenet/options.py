@@ -258,11 +258,27 @@ def _check_precisions(opt, where):
             raise OptionError(f'{where}: {err}') from None
 
 
+def _weights_file_problem(path):
+    """Why the checkpoint ``path`` is certainly unusable (empty, or a zip-format torch file
+    cut short), or None. Files in torch's legacy format are left to the loader: only
+    loading them tells."""
+    from basicsr_sgenet.resume import weights_problem
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if not head:
+        return f'{path} is empty'
+    return weights_problem(path) if head == b'PK\x03\x04' else None
+
+
 def _check_paths_and_dist(opt, where):
     for key, value in (opt.get('path') or {}).items():
         if value and ('pretrain_network' in key or key == 'resume_state'):
-            if not os.path.isfile(os.path.expanduser(str(value))):
+            path = os.path.expanduser(str(value))
+            if not os.path.isfile(path):
                 raise OptionError(f'{where}: path.{key}: {value} does not exist.')
+            problem = _weights_file_problem(path)
+            if problem:
+                raise OptionError(f'{where}: path.{key}: {problem}.')
     dist_params = opt.get('dist_params') or {}
     if not isinstance(dist_params, dict):
         raise OptionError(f'{where}: dist_params must be a mapping.')
@@ -278,7 +294,8 @@ def check_options(opt, path, is_train=True):
     """Raise OptionError, naming ``path`` and the key, for anything that would make BasicSR
     fail after it has started: unknown types, arch arguments the arch rejects, missing or
     damaged datasets, crops larger than the images, a precision the hardware cannot run,
-    a schedule shorter than the run, missing weights, bad distributed settings."""
+    a schedule shorter than the run, missing or truncated weights and resume states, bad
+    distributed settings."""
     where = f'Option file {path}'
     for key in ('name', 'model_type'):
         if key not in opt:

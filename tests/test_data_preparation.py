@@ -1,13 +1,17 @@
 """GoPro / HIDE preparation: contents, keys, meta_info, re-runs, and bad input."""
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
 from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro, prepare_hide
 from basicsr_sgenet.errors import PreparationError
-from conftest import REPO_ROOT, run_python
+from conftest import REPO_ROOT, python_env, run_python
 from tiny_datasets import (BLUR_OFFSET, GOPRO_FRAMES, GOPRO_SEQUENCES, HIDE_NAMES, make_gopro_tree, make_hide_tree,
                            read_lmdb, read_meta_info, snapshot, write_png)
 
@@ -119,7 +123,24 @@ def test_missing_split_is_built_next_to_a_complete_one(gopro_src, tmp_path):
     assert snapshot(str(out / 'test')) == before
 
 
+def _truncate_data(lmdb_dir, size):
+    path = os.path.join(lmdb_dir, 'data.mdb')
+    os.truncate(path, size(os.path.getsize(path)) if callable(size) else size)
+
+
+def _scramble_last_page_header(lmdb_dir):
+    # The right size, so the header check passes, but a page header that sends LMDB past
+    # the end of the file: reading the keys in this process would end it with SIGBUS.
+    path = os.path.join(lmdb_dir, 'data.mdb')
+    with open(path, 'r+b') as f:
+        f.seek(os.path.getsize(path) - 4096 + 16)
+        f.write(b'\xff' * 16)
+
+
 @pytest.mark.parametrize('damage, message', [
+    (lambda lmdb_dir: _truncate_data(lmdb_dir, 12 * 1024), r'data.mdb is truncated \(12288 bytes'),
+    (lambda lmdb_dir: _truncate_data(lmdb_dir, lambda size: size // 2), 'data.mdb is truncated'),
+    (_scramble_last_page_header, 'blur.lmdb is damaged|blur.lmdb cannot be read as an LMDB'),
     (lambda lmdb_dir: os.remove(os.path.join(lmdb_dir, 'meta_info.txt')), 'meta_info.txt is missing'),
     (lambda lmdb_dir: open(os.path.join(lmdb_dir, 'meta_info.txt'), 'a').write('extra_key.png (24,24,3) 1\n'),
      'listed in meta_info.txt'),
@@ -180,6 +201,106 @@ def test_leftover_partial_build_is_replaced(gopro_src, tmp_path):
     assert not leftover.exists()
     assert any('interrupted' in message for message in messages)
     assert len(read_lmdb(str(out / 'test/blur.lmdb'))) == len(GOPRO_SEQUENCES) * len(GOPRO_FRAMES)
+
+
+def test_leftovers_of_a_killed_overwrite_go_when_the_split_is_skipped(gopro_src, tmp_path):
+    src, _ = gopro_src
+    out = tmp_path / 'GoPro'
+    gopro(src, out)
+    # A run with --overwrite killed while building train (.incomplete-train) and one killed
+    # while deleting the test split it had replaced (.replaced-test-<time>).
+    for leftover in ('.incomplete-train', '.replaced-test-20250101-120000'):
+        (out / leftover).mkdir()
+        (out / leftover / 'data.mdb').write_bytes(b'\0' * 4096)
+    (out / '.replaced-testing').mkdir()  # not a name this tool makes: left alone
+    messages = []
+    assert [status for _, status, _ in gopro(src, out, log=messages.append)] == ['skipped', 'skipped']
+    assert sorted(name for name in os.listdir(out) if name.startswith('.')) == ['.prepare.lock', '.replaced-testing']
+    assert sum('left by an interrupted run' in message for message in messages) == 2
+
+
+def test_workers_die_with_the_preparing_process(tmp_path):
+    # Two workers busy on (endless) tasks, as they are while decoding a large dataset; the
+    # parent is killed with SIGKILL, which it cannot catch.
+    started = tmp_path / 'started'
+    started.mkdir()
+    code = ('import os, sys, time\n'
+            'from basicsr_sgenet.data.preparation.recipes import worker_map\n'
+            'def work(index):\n'
+            '    open(os.path.join(sys.argv[1], str(os.getpid())), "w").close()\n'
+            '    time.sleep(600)\n'
+            'with worker_map(2) as map_fn:\n'
+            '    list(map_fn(work, [0, 1]))\n')
+    parent = subprocess.Popen([sys.executable, '-c', code, str(started)], env=python_env())
+    try:
+        workers = wait_for(lambda: len(os.listdir(started)) == 2 and [int(name) for name in os.listdir(started)])
+        assert workers, 'the workers did not start'
+    finally:
+        parent.kill()
+        parent.wait()
+    try:
+        assert wait_for(lambda: not any(process_alive(pid) for pid in workers)), 'workers outlived their parent'
+    finally:
+        for pid in filter(process_alive, workers):  # without the fix: orphans sleeping for 10 minutes
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_for(condition, limit_s=60):
+    """Poll ``condition`` until it returns something true (returned) or ``limit_s`` passes (None)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(0.05)
+    return None
+
+
+def process_alive(pid):
+    """True while ``pid`` exists and is not a zombie (killed workers stay zombies until reaped)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
+        return False
+
+
+# ----------------------------------------------------------------------------- unwritable output
+
+
+def test_output_that_cannot_be_written_is_refused_before_decoding(gopro_src, tmp_path, monkeypatch):
+    from basicsr_sgenet.data.preparation import recipes
+    src, _ = gopro_src
+    monkeypatch.setattr(recipes, 'check_pairs', lambda *args: pytest.fail('images were decoded'))
+    (tmp_path / 'file').write_text('')
+    with pytest.raises(PreparationError, match=f'Output folder {tmp_path}/file exists and is not a folder'):
+        gopro(src, tmp_path / 'file')
+    with pytest.raises(PreparationError, match=f'{tmp_path}/file/GoPro cannot be created: {tmp_path}/file is a file'):
+        gopro(src, tmp_path / 'file' / 'GoPro')
+    read_only = tmp_path / 'ro'
+    read_only.mkdir(mode=0o555)
+    real_access = os.access
+    # What a non-root user sees for a read-only folder (root may write there regardless).
+    monkeypatch.setattr(os, 'access', lambda path, mode, *args, **kwargs: False if str(path) == str(read_only) and
+                        mode & os.W_OK else real_access(path, mode, *args, **kwargs))
+    with pytest.raises(PreparationError, match=f'Output folder {read_only} is not writable'):
+        gopro(src, read_only)
+    with pytest.raises(PreparationError, match=f'no permission to create folders in {read_only}'):
+        gopro(src, read_only / 'GoPro')
+    assert os.listdir(read_only) == []
+
+
+def test_a_write_failure_is_one_error_and_leaves_nothing(gopro_src, tmp_path, monkeypatch):
+    from basicsr.utils.lmdb_util import LmdbMaker
+    src, _ = gopro_src
+
+    def disk_full(*args):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(LmdbMaker, 'put', disk_full)
+    with pytest.raises(PreparationError, match=f'Writing {tmp_path}/GoPro/test failed .*No space left on device'):
+        gopro(src, tmp_path / 'GoPro', splits=['test'])
+    assert os.listdir(tmp_path / 'GoPro') == ['.prepare.lock']
 
 
 # ----------------------------------------------------------------------------- bad input

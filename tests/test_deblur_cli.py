@@ -240,3 +240,137 @@ def test_bad_input_gives_one_error_line(tmp_path, weights, capsys, case):
                 'fp16 on cpu': 'CUDA', 'output is input': 'overwrite', 'bad arch args': '--arch-args',
                 'missing input': 'does not exist', 'tile off the grid': 'multiple of 4'}[case]
     assert expected in err
+
+
+# --- nothing lost: existing files, output folders ---------------------------------------
+
+def test_existing_files_are_never_replaced_without_overwrite(tmp_path, weights, capsys):
+    photos = tmp_path / 'photos'
+    photos.mkdir()
+    rgb = (smooth_image(24, 32) * 255).astype(np.uint8)
+    cv2.imwrite(str(photos / 'a.jpg'), rgb)
+    cv2.imwrite(str(photos / 'a.png'), rgb[::-1])  # the user's own a.png, which a.jpg's result would replace
+    own = (photos / 'a.png').read_bytes()
+
+    assert sgenet_cli(photos / 'a.jpg', photos, weights) == 2
+    err = capsys.readouterr().err
+    assert f'{photos}/a.png already exists; pass --overwrite' in err and len(err.splitlines()) == 1
+    assert (photos / 'a.png').read_bytes() == own and sorted(os.listdir(photos)) == ['a.jpg', 'a.png']
+
+    assert sgenet_cli(photos / 'a.jpg', photos, weights, '--overwrite') == 0
+    assert (photos / 'a.png').read_bytes() != own
+    assert sorted(os.listdir(photos)) == ['a.jpg', 'a.png']  # no temporary file left
+
+
+def test_a_second_run_does_not_replace_earlier_results(tmp_path, weights, capsys):
+    for folder, seed in (('first', 0), ('second', 1)):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / 'a.png'), (smooth_image(24, 32, seed) * 255).astype(np.uint8))
+        cv2.imwrite(str(tmp_path / folder / f'{folder}_only.png'), (smooth_image(24, 32) * 255).astype(np.uint8))
+    assert sgenet_cli(tmp_path / 'first', tmp_path / 'out', weights) == 0
+    earlier = (tmp_path / 'out' / 'a.png').read_bytes()
+    assert sgenet_cli(tmp_path / 'second', tmp_path / 'out', weights) == 2
+    assert f'{tmp_path}/out/a.png already exists' in capsys.readouterr().err
+    assert (tmp_path / 'out' / 'a.png').read_bytes() == earlier
+    assert sorted(os.listdir(tmp_path / 'out')) == ['a.png', 'first_only.png'], 'nothing written, not even new names'
+
+
+def test_skip_existing_finishes_an_interrupted_run(tmp_path, weights, capsys):
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    for index in range(3):
+        cv2.imwrite(str(inputs / f'{index}.png'), (smooth_image(24, 32, index) * 255).astype(np.uint8))
+    assert sgenet_cli(inputs / '0.png', tmp_path / 'out', weights) == 0  # the run that was interrupted
+    first = (tmp_path / 'out' / '0.png').read_bytes()
+    capsys.readouterr()
+    assert sgenet_cli(inputs, tmp_path / 'out', weights, '--skip-existing') == 0
+    assert f'Deblurred 2 image(s) into {tmp_path}/out; kept 1 existing result(s)' in capsys.readouterr().out
+    assert (tmp_path / 'out' / '0.png').read_bytes() == first
+    assert sorted(os.listdir(tmp_path / 'out')) == ['0.png', '1.png', '2.png']
+    assert sgenet_cli(inputs, tmp_path / 'out', weights, '--skip-existing') == 0
+    assert 'Nothing to do' in capsys.readouterr().out
+
+
+def test_two_inputs_with_one_result_name_are_refused(tmp_path, weights, capsys):
+    inputs = tmp_path / 'in'
+    inputs.mkdir()
+    for name in ('a.jpg', 'a.png'):
+        cv2.imwrite(str(inputs / name), (smooth_image(24, 32) * 255).astype(np.uint8))
+    assert sgenet_cli(inputs, tmp_path / 'out', weights, '--overwrite') == 2
+    err = capsys.readouterr().err
+    assert f'{inputs}/a.jpg and {inputs}/a.png would both be written to {tmp_path}/out/a.png' in err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_file_appearing_during_the_run_is_not_replaced(tmp_path):
+    from basicsr_sgenet.inference.image_io import read_image, write_image
+    cv2.imwrite(str(tmp_path / 'in.png'), np.zeros((8, 8, 3), np.uint8))
+    image = read_image(str(tmp_path / 'in.png'))
+    (tmp_path / 'out.png').write_bytes(b'someone else')
+    with pytest.raises(InferenceError, match='out.png was created by someone else'):
+        write_image(str(tmp_path / 'out.png'), image.rgb, image)
+    assert (tmp_path / 'out.png').read_bytes() == b'someone else'
+    write_image(str(tmp_path / 'out.png'), image.rgb, image, overwrite=True)
+    assert cv2.imread(str(tmp_path / 'out.png')).shape == (8, 8, 3)
+    assert sorted(os.listdir(tmp_path)) == ['in.png', 'out.png']
+
+
+def test_temporary_files_of_a_killed_run_are_removed(tmp_path, weights):
+    cv2.imwrite(str(tmp_path / 'a.png'), (smooth_image(24, 32) * 255).astype(np.uint8))
+    out = tmp_path / 'out'
+    out.mkdir()
+    dead = subprocess_pid_that_exited()
+    (out / f'.a.png.tmp-{dead}').write_bytes(b'half an image')  # a kill -9 while writing a.png
+    (out / f'.b.png.tmp-{dead}').write_bytes(b'not ours to judge')  # not a result of this run
+    assert sgenet_cli(tmp_path / 'a.png', out, weights) == 0
+    assert sorted(os.listdir(out)) == [f'.b.png.tmp-{dead}', 'a.png']
+
+
+def subprocess_pid_that_exited():
+    import subprocess
+    import sys
+    child = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    return int(child.stdout)
+
+
+def test_unwritable_output_is_refused_before_any_work(tmp_path, weights, capsys, monkeypatch):
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    read_only = tmp_path / 'ro'
+    read_only.mkdir(mode=0o555)
+    real_access = os.access
+    # What a non-root user sees for a read-only folder (root may write there regardless).
+    monkeypatch.setattr(os, 'access', lambda path, mode, *args, **kwargs: False if str(path) == str(read_only) and
+                        mode & os.W_OK else real_access(path, mode, *args, **kwargs))
+    # Weights that do not fit the network: had it been built first, that would be the error.
+    misfit = ('--arch-args', '{"channels": [8, 12, 20]}')
+    assert sgenet_cli(tmp_path / 'a.png', read_only / 'out', weights, *misfit) == 2
+    err = capsys.readouterr().err
+    assert f'{read_only}/out cannot be created: no permission to create folders in {read_only}' in err
+    assert sgenet_cli(tmp_path / 'a.png', read_only, weights, *misfit) == 2
+    assert f'{read_only} is not writable' in capsys.readouterr().err
+    assert os.listdir(read_only) == []
+
+
+@pytest.mark.parametrize('extra, message', [(['--tile', 66], '--tile 66'),
+                                            (['--arch-args', '{"channels": [8, 12, 20]}'], 'does not fit')])
+def test_no_output_folder_until_the_network_and_tiles_are_checked(tmp_path, weights, capsys, extra, message):
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    assert sgenet_cli(tmp_path / 'a.png', tmp_path / 'new' / 'out', weights, *extra) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / 'new').exists()
+
+
+def test_no_readable_input_is_an_error_and_leaves_no_folder(tmp_path, weights, capsys):
+    (tmp_path / 'broken.png').write_bytes(b'not a png')
+    assert sgenet_cli(tmp_path / 'broken.png', tmp_path / 'new' / 'out', weights) == 2
+    err = capsys.readouterr().err
+    assert f'error: No input image could be read ({tmp_path}/broken.png)' in err
+    assert not (tmp_path / 'new').exists()
+
+
+@pytest.mark.parametrize('overlap, warned', [(0, True), (8, True), (16, False), (64, False)])
+def test_small_tile_overlap_warns_naming_the_flag(tmp_path, weights, capsys, overlap, warned):
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    assert sgenet_cli(tmp_path / 'a.png', tmp_path / 'out', weights, '--tile', 96, '--tile-overlap', overlap) == 0
+    err = capsys.readouterr().err
+    assert (f'warning: --tile-overlap {overlap}' in err and 'use --tile-overlap 64' in err) == warned, err

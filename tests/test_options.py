@@ -71,3 +71,18 @@ def test_a_truncated_lmdb_is_named_before_it_is_mapped(tmp_path, tiny_opt):
                                     'datasets.train.io_backend.type': 'lmdb'})
     with pytest.raises(OptionError, match=r'datasets.train.dataroot_gt: .*data.mdb is not an LMDB data file'):
         check_options(opt, 'o.yml')
+
+
+def test_truncated_weights_are_named_before_anything_is_created(tmp_path, tiny_opt):
+    from basicsr.utils.registry import ARCH_REGISTRY
+    network = ARCH_REGISTRY.get('SGENet')(channels=[8, 12, 16], num_rdm=1)
+    whole, legacy = tmp_path / 'whole.pth', tmp_path / 'legacy.pth'
+    torch.save({'params': network.state_dict()}, whole)
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(whole.read_bytes()[:whole.stat().st_size // 2])
+    with pytest.raises(OptionError, match=rf'path.pretrain_network_g: {cut} is truncated or damaged'):
+        check_options(with_overrides(tiny_opt, {'path.pretrain_network_g': str(cut)}), 'o.yml')
+    # torch's legacy (pre-zip) format cannot be checked without loading it: left to the loader.
+    torch.save({'params': network.state_dict()}, legacy, _use_new_zipfile_serialization=False)
+    for path in (whole, legacy):
+        check_options(with_overrides(tiny_opt, {'path.pretrain_network_g': str(path)}), 'o.yml')

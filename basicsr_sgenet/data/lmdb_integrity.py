@@ -34,15 +34,18 @@ def lmdb_problem(path):
     data_file = os.path.join(path, 'data.mdb')
     if not os.path.isfile(data_file):
         return f'{path} is not an LMDB (no data.mdb)'
-    size = os.path.getsize(data_file)
-    with open(data_file, 'rb') as handle:
-        first = _read_meta(handle, 0)
-        if first is None:
-            return f'{data_file} is not an LMDB data file or is damaged (no LMDB header)'
-        page_size = first[0]
-        if page_size < 512 or page_size & (page_size - 1):
-            return f'{data_file} is damaged (page size {page_size} in its header)'
-        second = _read_meta(handle, page_size)
+    try:
+        size = os.path.getsize(data_file)
+        with open(data_file, 'rb') as handle:
+            first = _read_meta(handle, 0)
+            if first is None:
+                return f'{data_file} is not an LMDB data file or is damaged (no LMDB header)'
+            page_size = first[0]
+            if page_size < 512 or page_size & (page_size - 1):
+                return f'{data_file} is damaged (page size {page_size} in its header)'
+            second = _read_meta(handle, page_size)
+    except OSError as err:
+        return f'{data_file} cannot be read ({err.strerror or err})'
     newest = max((meta for meta in (first, second) if meta is not None), key=lambda meta: meta[2])
     needed = (newest[1] + 1) * page_size
     if size < needed:

@@ -10,8 +10,14 @@ The network sees RGB floats in [0, 1]:
 * An alpha channel is not deblurred (it is not part of the blurred photograph); it is
   passed through unchanged. (OpenCV reads a gray + alpha PNG as colour + alpha, so
   such files come back as RGBA with three equal channels.)
+
+Nothing is lost on the way out: a result never replaces a file this run did not write
+unless the user asks (``overwrite``; ``keep_existing`` skips such inputs instead, to
+finish an interrupted run), and each result is written under a temporary name
+first, so a kill -9 never leaves a truncated image under a result's name.
 """
 import os
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -19,10 +25,13 @@ import cv2
 import numpy as np
 
 from basicsr_sgenet.errors import ImageReadError, InferenceError
+from basicsr_sgenet.output_folders import make_output_folder, output_folder_problem
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pnm')
 # Extensions written as they came in; everything else becomes PNG (lossless, 8 or 16 bit).
 KEPT_EXTENSIONS = ('.png', '.tif', '.tiff')
+# write_image's temporary files: .<final name>.tmp-<pid>
+_TEMPORARY = re.compile(r'^\.(.+)\.tmp-(\d+)$')
 MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
@@ -58,24 +67,60 @@ def output_path_for(input_path, output_dir):
     return os.path.join(output_dir, stem + ext)
 
 
-def prepare_output_dir(output_dir, input_paths):
-    """Create ``output_dir`` and return the output path of every input, refusing set-ups
-    that would lose data: an output 'folder' that is a file, results that would
-    overwrite their own inputs, or two inputs mapping to the same output name."""
-    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise InferenceError(f'Output folder {output_dir} exists and is not a folder')
+def plan_outputs(output_dir, input_paths, overwrite=False, keep_existing=False):
+    """``[(input, output path)]`` for the inputs to deblur, refusing, before anything is
+    written, set-ups that would lose data or fail late: an output folder that cannot be
+    written, results that would replace their own inputs, two inputs mapping to one output
+    name, and any result name already taken by a file, unless ``overwrite`` (replace it)
+    or ``keep_existing`` (leave it and skip that input). Creates nothing."""
+    problem = output_folder_problem(output_dir)
+    if problem:
+        raise InferenceError(f'Output folder {problem}')
     outputs = [output_path_for(path, output_dir) for path in input_paths]
     seen = {}
     for source, target in zip(input_paths, outputs):
-        if os.path.abspath(target) == os.path.abspath(source):
+        if os.path.abspath(target) == os.path.abspath(source) or (
+                os.path.exists(target) and os.path.samefile(target, source)):
             raise InferenceError(f'Writing to {output_dir} would overwrite the input {source}; choose another '
                                  'output folder')
         if target in seen:
             raise InferenceError(f'{seen[target]} and {source} would both be written to {target}; rename one '
                                  'or process them separately')
         seen[target] = source
-    os.makedirs(output_dir, exist_ok=True)
-    return outputs
+    taken = [target for target in outputs if os.path.lexists(target)]
+    folders = [target for target in taken if os.path.isdir(target)]
+    if folders:
+        raise InferenceError(f'{folders[0]} is a folder, so the result of {seen[folders[0]]} cannot be written '
+                             'there; choose another output folder')
+    if taken and not (overwrite or keep_existing):
+        others = f' (and {len(taken) - 1} more of the {len(outputs)} result names)' if len(taken) > 1 else ''
+        raise InferenceError(f'{taken[0]}{others} already exists; pass --overwrite to replace it, --skip-existing '
+                             'to keep it and deblur the rest, or choose another output folder')
+    if keep_existing:
+        return [(source, target) for source, target in zip(input_paths, outputs) if target not in taken]
+    return list(zip(input_paths, outputs))
+
+
+def create_output_dir(output_dir):
+    """Create ``output_dir`` (once everything else has been checked); returns the folders
+    created, for ``remove_if_empty`` should nothing be written."""
+    try:
+        return make_output_folder(output_dir)
+    except OSError as err:
+        raise InferenceError(f'Output folder {output_dir} cannot be created ({err.strerror or err})') from None
+
+
+def remove_interrupted_writes(output_paths):
+    """Delete the temporary files that a killed earlier run left while writing one of
+    ``output_paths`` (``.<name>.tmp-<pid>`` of a process that no longer exists)."""
+    by_folder = {}
+    for path in output_paths:
+        by_folder.setdefault(os.path.dirname(path) or '.', set()).add(os.path.basename(path))
+    for folder, names in by_folder.items():
+        for entry in os.listdir(folder):
+            match = _TEMPORARY.match(entry)
+            if match and match.group(1) in names and not _process_exists(int(match.group(2))):
+                os.remove(os.path.join(folder, entry))
 
 
 def read_image(path):
@@ -124,12 +169,54 @@ def to_file_samples(rgb, source):
     return samples[0] if len(samples) == 1 else np.stack(samples, axis=2)
 
 
-def write_image(path, rgb, source):
-    """Write the deblurred ``rgb`` (H x W x 3 float) to ``path`` in ``source``'s format."""
+def write_image(path, rgb, source, overwrite=False):
+    """Write the deblurred ``rgb`` (H x W x 3 float) to ``path`` in ``source``'s format.
+
+    The encoded file goes to a temporary name first and then takes its final name, so a
+    kill -9 never leaves a truncated image under a result's name; without ``overwrite``
+    a file that took the name meanwhile is never replaced."""
     samples = to_file_samples(rgb, source)
     try:
-        written = cv2.imwrite(path, samples)
+        encoded, data = cv2.imencode(os.path.splitext(path)[1], samples)
     except cv2.error as err:
         raise InferenceError(f'Cannot write {path} ({err})') from None
-    if not written:
-        raise InferenceError(f'Cannot write {path} (OpenCV could not encode or save it)')
+    if not encoded:
+        raise InferenceError(f'Cannot write {path} (OpenCV could not encode it)')
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f'.{name}.tmp-{os.getpid()}')
+    try:
+        with open(temporary, 'wb') as f:
+            f.write(data.tobytes())
+        _give_final_name(temporary, path, overwrite)
+    except FileExistsError:
+        raise InferenceError(f'{path} was created by someone else while deblurring; it was not replaced (pass '
+                             '--overwrite to replace it)') from None
+    except OSError as err:
+        raise InferenceError(f'Cannot write {path} ({err.strerror or err})') from None
+    finally:
+        if os.path.lexists(temporary):
+            os.remove(temporary)
+
+
+def _give_final_name(temporary, path, overwrite):
+    if overwrite:
+        os.replace(temporary, path)
+        return
+    try:
+        os.link(temporary, path)  # atomic, and fails if ``path`` exists
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename
+        if os.path.lexists(path):
+            raise FileExistsError(path) from None
+        os.rename(temporary, path)
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

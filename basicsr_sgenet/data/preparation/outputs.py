@@ -9,9 +9,12 @@ One *unit* is one prepared split, e.g. ``datasets/GoPro/train/``::
 A unit is written into ``.incomplete-<name>/`` beside its final place and renamed into
 place only once complete and verified, so the final path holds either nothing or a
 complete dataset: an interrupted run never leaves a half-written one there, and an
-existing dataset is only replaced when the user asks for it (``overwrite``).
+existing dataset is only replaced when the user asks for it (``overwrite``). What a
+killed run leaves beside it (``.incomplete-<name>/``, or ``.replaced-<name>-<time>/``
+when it was deleting the dataset it had replaced) is removed by the next run.
 """
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -22,6 +25,7 @@ import lmdb
 import numpy as np
 from basicsr.utils.lmdb_util import LmdbMaker
 
+from basicsr_sgenet.data.lmdb_integrity import lmdb_problem
 from basicsr_sgenet.data.preparation.images import encode_png, read_image
 from basicsr_sgenet.errors import PreparationError
 from basicsr_sgenet.data.preparation.subimages import subimage_key
@@ -72,19 +76,55 @@ def read_meta_info_keys(path):
     return [line.split('.')[0] for line in lines]
 
 
-def read_lmdb_keys(path):
-    """Keys stored in the LMDB at ``path`` (values are not read)."""
-    if not os.path.isfile(os.path.join(path, 'data.mdb')):
-        raise PreparationError(f'{path} has no data.mdb')
-    try:
-        env = lmdb.open(path, readonly=True, lock=False, readahead=False)
-    except lmdb.Error as err:
-        raise PreparationError(f'{path} cannot be opened as an LMDB ({err})') from None
+def _lmdb_keys_here(path):
+    env = lmdb.open(path, readonly=True, lock=False, readahead=False)
     try:
         with env.begin() as txn:
             return [key.decode('ascii', 'replace') for key in txn.cursor().iternext(keys=True, values=False)]
     finally:
         env.close()
+
+
+def _send_lmdb_keys(path, connection):
+    try:
+        connection.send(('keys', _lmdb_keys_here(path)))
+    except lmdb.Error as err:
+        connection.send(('error', str(err)))
+
+
+def read_lmdb_keys(path):
+    """Keys stored in the LMDB at ``path`` (values are not read); PreparationError naming
+    it when it is missing, truncated or damaged.
+
+    LMDB maps data.mdb into memory, and reading a page past the end of a damaged file
+    kills the process with SIGBUS, no message. So the header is checked against the file
+    size first (``lmdb_problem``: catches every truncation), and the keys are then listed
+    in a forked child, so that damage inside the file kills the child instead of us."""
+    problem = lmdb_problem(path)
+    if problem:
+        raise PreparationError(problem)
+    if 'fork' not in multiprocessing.get_all_start_methods():  # Windows: no cheap child; read here
+        try:
+            return _lmdb_keys_here(path)
+        except lmdb.Error as err:
+            raise PreparationError(f'{path} cannot be read as an LMDB ({err})') from None
+    context = multiprocessing.get_context('fork')
+    receiver, sender = context.Pipe(duplex=False)
+    reader = context.Process(target=_send_lmdb_keys, args=(path, sender), daemon=True)
+    reader.start()
+    sender.close()
+    try:
+        outcome, payload = receiver.recv()
+    except EOFError:
+        outcome, payload = 'crashed', None
+    finally:
+        receiver.close()
+        reader.join()
+    if outcome == 'keys':
+        return payload
+    if outcome == 'error':
+        raise PreparationError(f'{path} cannot be read as an LMDB ({payload})')
+    raise PreparationError(f'{path} is damaged: reading its keys crashed the reader (exit status {reader.exitcode})')
 
 
 def stored_keys(plan, root):
@@ -251,8 +291,8 @@ def build_unit(plan, shapes, map_fn=map, progress=None, log=print):
     if os.path.lexists(staging):
         log(f'Removing {staging}, a partial build left by an interrupted run.')
         shutil.rmtree(staging)
-    os.makedirs(staging)
     try:
+        os.makedirs(staging)
         writer_type = _LmdbPairWriter if plan.fmt == 'lmdb' else _FolderPairWriter
         writer = writer_type(plan, staging, _raw_bytes(plan, shapes))
         tasks = [(pair, plan.grid, plan.compress_level) for pair in plan.pairs]
@@ -270,12 +310,37 @@ def build_unit(plan, shapes, map_fn=map, progress=None, log=print):
             json.dump({'settings': plan.settings, 'image_pairs': count, 'frames': len(plan.frame_keys),
                        'source': plan.source, 'compress_level': plan.compress_level,
                        'made': time.strftime('%Y-%m-%d %H:%M:%S')}, f, indent=2)
-    except BaseException:
+    except BaseException as err:
         # Only the staging folder is removed: it holds nothing but this run's partial output.
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, (OSError, lmdb.Error)):  # disk full, permissions, a vanished folder
+            raise PreparationError(f'Writing {plan.path} failed ({err}); the partial build was removed and '
+                                   f'{plan.path} is as it was.') from None
         raise
     _move_into_place(staging, plan.path)
     return count
+
+
+def leftovers(plan):
+    """Hidden folders a killed run can leave beside ``plan.path``: its partial build
+    (``.incomplete-<name>``) and, after --overwrite, the old dataset it was deleting
+    (``.replaced-<name>-<time>``)."""
+    parent, name = os.path.split(os.path.abspath(plan.path))
+    pattern = re.compile(rf'^(\.incomplete-{re.escape(name)}|\.replaced-{re.escape(name)}-\d{{8}}-\d{{6}})$')
+    if not os.path.isdir(parent):
+        return []
+    return [os.path.join(parent, entry) for entry in sorted(os.listdir(parent)) if pattern.match(entry)]
+
+
+def remove_leftovers(plan, log=print):
+    """Delete ``leftovers(plan)``, naming each (callers hold the output folder's lock, so
+    no running preparation is using them)."""
+    for path in leftovers(plan):
+        log(f'Removing {path}, left by an interrupted run.')
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.remove(path)
 
 
 def _move_into_place(staging, final):

@@ -1,17 +1,22 @@
 """GoPro and HIDE preparation end to end: scan, check what exists, decode-check every
 image, then write. Nothing is written until every input has been checked."""
 import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 
 from tqdm import tqdm
 
 from basicsr_sgenet.data.preparation.images import check_pairs
-from basicsr_sgenet.data.preparation.outputs import UnitPlan, build_unit, unit_state
+from basicsr_sgenet.data.preparation.outputs import (UnitPlan, build_unit, leftovers, remove_leftovers,
+                                                     unit_state)
 from basicsr_sgenet.data.preparation.pairs import (HIDE_SUBSETS, check_keys, raise_if_problems, scan_gopro_split,
                                                    scan_hide_subset, unused_hide_ground_truth)
 from basicsr_sgenet.data.preparation.subimages import SubimageGrid
 from basicsr_sgenet.errors import PreparationError
+from basicsr_sgenet.output_folders import output_folder_problem
 
 GOPRO_SPLITS = ('train', 'test')
 DEFAULT_GOPRO_OUTPUT = os.path.join('datasets', 'GoPro')
@@ -28,13 +33,17 @@ def default_workers():
 @contextlib.contextmanager
 def _output_lock(output_root):
     """Refuse to run two preparations into the same output folder at once."""
-    os.makedirs(output_root, exist_ok=True)
     try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks; the staging folders still protect the data
-        yield
-        return
-    with open(os.path.join(output_root, '.prepare.lock'), 'w') as lock_file:
+        os.makedirs(output_root, exist_ok=True)
+        lock_file = open(os.path.join(output_root, '.prepare.lock'), 'w')
+    except OSError as err:
+        raise PreparationError(f'Cannot write to {output_root}: {err.strerror or err}.') from None
+    with lock_file:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; the staging folders still protect the data
+            yield
+            return
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -42,13 +51,37 @@ def _output_lock(output_root):
         yield
 
 
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent(parent_pid):
+    """Worker-process initializer: on Linux, have the kernel kill this worker when the
+    preparing process dies, even by kill -9, instead of letting it finish the image it is
+    decoding as an orphan. Elsewhere a worker ends once its current image is done (its
+    result pipe is closed)."""
+    if not sys.platform.startswith('linux'):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    try:  # the parent may have died before prctl took effect
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:
+        os._exit(1)
+    except PermissionError:
+        pass
+
+
 @contextlib.contextmanager
-def _mapper(workers):
-    """An ordered ``map`` over ``workers`` processes (the built-in map for one worker)."""
+def worker_map(workers):
+    """An ordered ``map`` over ``workers`` processes (the built-in map for one worker);
+    the workers die with this process."""
     if workers <= 1:
         yield map
         return
-    with multiprocessing.Pool(workers) as pool:
+    with multiprocessing.Pool(workers, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         yield lambda fn, items: pool.imap(fn, items, chunksize=1)
 
 
@@ -74,14 +107,19 @@ def run_plans(plans, workers=None, overwrite=False, progress=None, log=print):
             to_build.append(plan)
         elif unit_state(plan) == 'complete':  # raises, naming the problem, on anything but absent/complete
             log(f'{plan.path} is already complete ({len(plan.pairs)} frames); skipped.')
+            _remove_leftovers_unless_busy(plan, log)
             results.append((plan, 'skipped', None))
         else:
             to_build.append(plan)
     if not to_build:
         return results
+    for output_root in dict.fromkeys(os.path.dirname(os.path.abspath(plan.path)) for plan in to_build):
+        problem = output_folder_problem(output_root)
+        if problem:
+            raise PreparationError(f'Output folder {problem}; nothing was written.')
 
     unique_pairs = list({pair: None for plan in to_build for pair in plan.pairs})
-    with _mapper(workers) as map_fn:
+    with worker_map(workers) as map_fn:
         with _progress(len(unique_pairs), 'Checking images', progress) as bar:
             shapes = check_pairs(unique_pairs, map_fn, bar)
         too_small = [f'{pair.blur_path} is {shapes[pair][1]}x{shapes[pair][0]}, smaller than the '
@@ -94,9 +132,22 @@ def run_plans(plans, workers=None, overwrite=False, progress=None, log=print):
             with _output_lock(os.path.dirname(os.path.abspath(plan.path))):
                 with _progress(len(plan.pairs), f'Writing {plan.path}', progress) as bar:
                     stored = build_unit(plan, shapes, map_fn, bar, log)
+                remove_leftovers(plan, log)
             log(f'Wrote {plan.path}: {len(plan.pairs)} frames, {stored} image pairs per side.')
             results.append((plan, 'built', stored))
     return results
+
+
+def _remove_leftovers_unless_busy(plan, log):
+    """Remove what a killed run left beside a complete ``plan``, unless another preparation
+    is writing there right now (its staging folder is not a leftover)."""
+    if not leftovers(plan):
+        return
+    try:
+        with _output_lock(os.path.dirname(os.path.abspath(plan.path))):
+            remove_leftovers(plan, log)
+    except PreparationError as err:
+        log(f'Left {", ".join(leftovers(plan))} in place: {err}')
 
 
 def prepare_gopro(input_root, output_root=DEFAULT_GOPRO_OUTPUT, splits=GOPRO_SPLITS, blur_folder='blur',
