@@ -22,15 +22,14 @@ if __name__ == '__main__' and not __package__:
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr_sgenet.errors import InferenceError  # noqa: E402
+from basicsr_sgenet.errors import InferenceError, UserError  # noqa: E402
+from basicsr_sgenet.inference.backends import BACKENDS, PRECISION_CHOICES, build_restorer, plan_from_args  # noqa: E402
 from basicsr_sgenet.inference.image_io import (  # noqa: E402
     ImageReadError, list_input_images, prepare_output_dir, read_image, write_image)
 from basicsr_sgenet.inference.network import (  # noqa: E402
-    DEFAULT_ARCH, NetworkSpec, build_network, parse_arch_args, size_multiple, spec_from_option_file)
-from basicsr_sgenet.inference.runtime import (  # noqa: E402
-    ImageRestorer, check_precision, prepare_network, resolve_device)
+    DEFAULT_ARCH, NetworkSpec, parse_arch_args, spec_from_option_file)
+from basicsr_sgenet.inference.runtime import resolve_device  # noqa: E402
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles  # noqa: E402
-from basicsr_sgenet.weights import load_weights  # noqa: E402
 
 EXIT_NOTHING_DONE = 1
 EXIT_BAD_INPUT = 2
@@ -53,9 +52,15 @@ def build_parser():
     parser.add_argument('--tile-overlap', type=int, default=64,
                         help='overlap between neighbouring tiles in pixels (default 64)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (default auto)')
-    parser.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'],
-                        help='compute precision via autocast (fp16: CUDA only)')
-    parser.add_argument('--channels-last', action='store_true', help='channels-last memory format')
+    parser.add_argument('--backend', default='auto', choices=BACKENDS,
+                        help='pytorch, or onnxruntime on an exported --model (default auto: onnxruntime if --model '
+                        'is given, else pytorch)')
+    parser.add_argument('--model', help='an ONNX file from python -m basicsr_sgenet.export (for --backend onnxruntime)')
+    parser.add_argument('--precision', default='auto', choices=PRECISION_CHOICES,
+                        help='compute precision via autocast (default auto: bf16 on CPUs with native bf16, else '
+                        'fp32; fp16: CUDA only)')
+    parser.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=None,
+                        help='channels-last memory format (default: on for the CPU, off for CUDA)')
     parser.add_argument('--compile', action='store_true', help='torch.compile the network (slow first image)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
@@ -82,20 +87,18 @@ def deblur_files(args):
     """Run the CLI; returns the exit status. Raises InferenceError for bad set-ups."""
     # Check everything that can be checked before the (slow) network build.
     device = resolve_device(args.device)
-    check_precision(args.precision, device)
+    plan = plan_from_args(args, device)
     if args.tile:
         check_tile_settings(args.tile, args.tile_overlap)  # the size grid is checked once the network exists
-    spec = network_spec_from_args(args)
+    spec = network_spec_from_args(args) if plan.backend == 'pytorch' else None
     inputs = list_input_images(args.input)
     outputs = prepare_output_dir(args.output, inputs)
 
-    network = build_network(spec)
-    load_weights(network, spec.weights, spec.param_key, network_description=spec.describe())
-    multiple = size_multiple(network)
+    restorer, multiple = build_restorer(plan, spec, device)
     if args.tile:
         check_tile_settings(args.tile, args.tile_overlap, multiple)
-    restorer = ImageRestorer(prepare_network(network, device, args.channels_last, args.compile), device,
-                             args.precision, args.channels_last)
+    if not args.quiet:
+        print(f'Running {plan.describe()}' + (f' ({plan.reason})' if plan.reason else ''), file=sys.stderr)
 
     done, skipped = 0, []
     with tqdm(total=len(inputs), desc='deblur', unit='img', disable=args.quiet) as images_bar:
@@ -134,7 +137,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         status = deblur_files(args)
-    except InferenceError as err:
+    except UserError as err:  # InferenceError, or DependencyError for a missing extra
         print(f'error: {err}', file=sys.stderr)
         return EXIT_BAD_INPUT
     return status

@@ -1,0 +1,108 @@
+"""What computes the pixels in the deblur CLI: PyTorch (with which precision and memory
+format) or ONNX Runtime on an exported model, and the automatic choice per machine.
+
+The automatic choice (``--backend auto --precision auto``, the defaults) follows the
+CPU measurements in docs/benchmarks.md:
+
+* On a CPU with native bf16 (AVX-512 BF16 or AMX): PyTorch, bf16 autocast, channels-last.
+  Paper-size SGENet at 256x256 ran ~3x faster than eager fp32, its output within 0.05 dB
+  of fp32 on trained weights (``scripts/backend_accuracy.py``).
+* On a CPU without it (AVX2 only): PyTorch, fp32, channels-last. bf16 is refused there
+  (``precision.precision_problem``: a reference path ~100-250x slower).
+* On CUDA: PyTorch fp32, contiguous (no GPU measurement yet; ``--precision bf16``/``fp16``
+  and ``--channels-last`` remain available).
+
+ONNX Runtime is chosen when ``--model`` names an exported file: it was as fast as
+PyTorch's channels-last fp32 on the CPU measured, so it is for running without PyTorch
+rather than for speed.
+"""
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from basicsr_sgenet import precision as precisions
+from basicsr_sgenet.errors import InferenceError
+from basicsr_sgenet.inference.network import build_network, size_multiple
+from basicsr_sgenet.inference.runtime import ImageRestorer, check_precision, prepare_network
+from basicsr_sgenet.weights import load_weights
+
+BACKENDS = ('auto', 'pytorch', 'onnxruntime')
+PRECISION_CHOICES = ('auto', 'fp32', 'bf16', 'fp16')
+# Options that describe a PyTorch network; an ONNX model carries its own.
+PYTORCH_ONLY_OPTIONS = (('weights', '--weights'), ('opt', '--opt'), ('arch', '--arch'), ('arch_args', '--arch-args'),
+                        ('param_key', '--param-key'), ('compile', '--compile'))
+
+
+@dataclass
+class Plan:
+    """The backend and settings one deblur run uses, and why (for the console)."""
+    backend: str
+    precision: str
+    channels_last: bool = False
+    compile: bool = False
+    model: Optional[str] = None
+    reason: str = ''
+
+    def describe(self):
+        if self.backend == 'onnxruntime':
+            return f'ONNX Runtime, fp32, {self.model}'
+        settings = [self.precision] + (['channels-last'] if self.channels_last else []) + \
+            (['torch.compile'] if self.compile else [])
+        return 'PyTorch, ' + ', '.join(settings)
+
+
+def auto_pytorch_settings(device):
+    """(precision, channels_last, reason): the fastest safe PyTorch path on ``device``."""
+    if device.type != 'cpu':
+        return 'fp32', False, 'on CUDA the default is fp32 (no GPU measurement yet)'
+    if precisions.cpu_has_native_bf16():  # looked up at call time: tests simulate CPUs
+        return 'bf16', True, 'this CPU has native bf16: ~3x eager fp32 at <= 0.05 dB (docs/benchmarks.md)'
+    return 'fp32', True, 'this CPU has no native bf16, so bf16 would be ~100x slower; channels-last fp32 is faster'
+
+
+def plan_from_args(args, device):
+    """The Plan for the CLI's ``--backend/--model/--precision/--channels-last/--compile``
+    on ``device``; InferenceError naming the argument for combinations that cannot work
+    (checked before anything slow happens)."""
+    backend = args.backend
+    if backend == 'auto':
+        backend = 'onnxruntime' if args.model else 'pytorch'
+    if backend == 'pytorch':
+        if args.model:
+            raise InferenceError(f'--model {args.model} is an ONNX model for --backend onnxruntime; the PyTorch backend '
+                                 'takes --weights (and --opt or --arch)')
+        auto_precision, auto_channels_last, reason = auto_pytorch_settings(device)
+        precision = auto_precision if args.precision == 'auto' else args.precision
+        channels_last = auto_channels_last if args.channels_last is None else args.channels_last
+        check_precision(precision, device)
+        chosen_automatically = args.precision == 'auto' or args.channels_last is None
+        return Plan('pytorch', precision, channels_last, args.compile, reason=reason if chosen_automatically else '')
+    if not args.model:
+        raise InferenceError(f'--backend {backend} needs --model FILE.onnx (python -m basicsr_sgenet.export writes one)')
+    given = [flag for name, flag in PYTORCH_ONLY_OPTIONS if getattr(args, name, None)]
+    if args.channels_last is not None:
+        given.append('--channels-last' if args.channels_last else '--no-channels-last')
+    if given:
+        raise InferenceError(f'{", ".join(given)} only apply to the PyTorch backend; the ONNX model {args.model} '
+                             'carries its network and weights')
+    if args.precision not in ('auto', 'fp32'):
+        raise InferenceError(f'--precision {args.precision} is not available with --backend {backend}: the exported '
+                             'model runs in fp32 (use --backend pytorch for bf16/fp16)')
+    from basicsr_sgenet.inference.onnx_backend import import_onnx_packages
+    import_onnx_packages(f'--backend {backend}')
+    if not os.path.isfile(args.model):
+        raise InferenceError(f'--model {args.model} does not exist')
+    return Plan(backend, 'fp32', model=args.model)
+
+
+def build_restorer(plan, spec, device):
+    """(Restorer, size multiple) for ``plan``: ``spec`` (a NetworkSpec with weights) is
+    built and loaded for PyTorch; the ONNX backend reads ``plan.model``."""
+    if plan.backend == 'pytorch':
+        network = build_network(spec)
+        load_weights(network, spec.weights, spec.param_key, network_description=spec.describe())
+        prepared = prepare_network(network, device, plan.channels_last, plan.compile)
+        return ImageRestorer(prepared, device, plan.precision, plan.channels_last), size_multiple(network)
+    from basicsr_sgenet.inference.onnx_backend import OnnxRuntimeRestorer, model_size_multiple, read_metadata
+    multiple = model_size_multiple(read_metadata(plan.model))
+    return OnnxRuntimeRestorer(plan.model, device), multiple
