@@ -40,6 +40,7 @@ def read_version():
 
 
 ONNX_REQUIREMENTS = ['onnx>=1.16', 'onnxruntime>=1.17']
+OPENVINO_REQUIREMENTS = ['onnx>=1.16', 'openvino>=2024.0']
 
 setup(
     name='basicsr-sgenet',
@@ -69,11 +70,13 @@ setup(
         'tqdm',
     ],
     # onnx: ONNX export (python -m basicsr_sgenet.export) and the deblur CLI's ONNX Runtime
-    # backend; optional, so a plain install stays PyTorch + BasicSR only. The tests cover
-    # both, so the test extra brings them too.
+    # backend; openvino: its OpenVINO backend (the fastest CPU path measured). Optional, so
+    # a plain install stays PyTorch + BasicSR only; the tests cover both, so the test extra
+    # brings them too.
     extras_require={
         'onnx': ONNX_REQUIREMENTS,
-        'test': ['pytest>=7'] + ONNX_REQUIREMENTS,
+        'openvino': OPENVINO_REQUIREMENTS,
+        'test': ['pytest>=7'] + ONNX_REQUIREMENTS + OPENVINO_REQUIREMENTS[1:],
     },
     entry_points={
         'console_scripts': [

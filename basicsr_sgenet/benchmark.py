@@ -44,7 +44,7 @@ from basicsr_sgenet.inference.network import (NetworkSpec, build_network, parse_
 from basicsr_sgenet.inference.runtime import check_precision, resolve_device
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tiled_forward
 from basicsr_sgenet.plotting import labelled_scatter
-from basicsr_sgenet.precision import cpu_capability
+from basicsr_sgenet.precision import PRECISIONS, cpu_capability
 from basicsr_sgenet.profiling import (BACKENDS, ONNX_BACKENDS, build_on_meta, configuration_problem, count_macs,
                                       count_parameters, format_gmacs, interleaved_timings, parse_size,
                                       prepare_runner)
@@ -115,6 +115,22 @@ def parse_list(text, allowed, argument):
     if unknown or not values:
         raise InferenceError(f'{argument}: {", ".join(unknown) or "(empty)"} not among {", ".join(allowed)}')
     return values
+
+
+def parse_configurations(args):
+    """[(precision, backend)]: ``--configs`` if given, else every --precisions x --backends."""
+    if args.configs:
+        configurations = []
+        for item in args.configs.split(','):
+            precision, _, backend = item.strip().partition(':')
+            if precision not in PRECISIONS or backend not in BACKENDS:
+                raise InferenceError(f'--configs: {item.strip()!r} is not PRECISION:BACKEND with a precision among '
+                                     f'{", ".join(PRECISIONS)} and a backend among {", ".join(BACKENDS)}')
+            configurations.append((precision, backend))
+        return configurations
+    precisions = parse_list(args.precisions, list(PRECISIONS), '--precisions')
+    backends = parse_list(args.backends, list(BACKENDS), '--backends')
+    return [(precision, backend) for precision in precisions for backend in backends]
 
 
 def collect_specs(args):
@@ -209,9 +225,8 @@ def run_benchmark(args):
     device = resolve_device(args.device)
     machine = machine_description(device)
     sizes = [parse_size(text, '--sizes') for text in args.sizes.split(',') if text.strip()]
-    precisions = parse_list(args.precisions, ['fp32', 'bf16', 'fp16'], '--precisions')
-    backends = parse_list(args.backends, list(BACKENDS), '--backends')
-    for precision in precisions:
+    configurations = parse_configurations(args)
+    for precision in dict.fromkeys(precision for precision, _ in configurations):
         if not (precision == 'bf16' and device.type == 'cpu'):  # bf16 rows say why if the CPU lacks native bf16
             check_precision(precision, device, '--precisions')
     if args.repeats < 1 or args.warmup < 0:
@@ -219,7 +234,7 @@ def run_benchmark(args):
     if args.tile:
         check_tile_settings(args.tile, args.tile_overlap)
     if args.macs_only:
-        precisions, backends = ['–'], ['–']  # counts do not depend on either: one row per network and size
+        configurations = [('–', '–')]  # counts do not depend on them: one row per network and size
     specs = collect_specs(args)
     if args.weights and len(specs) != 1:
         raise InferenceError('--weights needs exactly one network (one --model or --opt, no --preset)')
@@ -235,7 +250,7 @@ def run_benchmark(args):
             for size in sizes:
                 macs, counted_on = count_macs(spec, *size, network=meta_network)
                 size_rows = [Row(label, params, size, precision, backend, device.type, macs,
-                                 macs_counted_on=counted_on) for precision in precisions for backend in backends]
+                                 macs_counted_on=counted_on) for precision, backend in configurations]
                 rows += size_rows
                 if args.macs_only:
                     continue
@@ -306,8 +321,10 @@ def time_side_by_side(network, rows, size, onnx_path, device, pairs, args):
     by_id = {id(row): row for row in rows}
     for key, timing in timings.items():
         row = by_id[key]
-        row.median_ms, row.min_ms, row.peak_mib, row.runs = timing.median_ms, timing.min_ms, timing.peak_memory_mib, \
-            args.repeats
+        row.median_ms, row.min_ms, row.runs = timing.median_ms, timing.min_ms, args.repeats
+        # ONNX Runtime and OpenVINO keep their memory arenas between calls, so one call's
+        # rise says nothing about what they need.
+        row.peak_mib = None if row.backend in ONNX_BACKENDS else timing.peak_memory_mib
         if pairs:
             with torch.inference_mode():
                 row.psnr = mean_psnr(workload.forward_for(runners[key]), pairs)
@@ -339,7 +356,8 @@ def markdown_report(rows, machine, args):
                      f'{tiled} Speed-up: eager fp32 median / this median (same network and size). Max abs diff: '
                      'largest |output - eager fp32 output| on the same random input. Peak mem: CUDA '
                      'max_memory_allocated during one pass (weights included); CPU rise of peak RSS over RSS '
-                     'before one pass (weights excluded).')
+                     'before one pass (weights excluded); not measured for onnxruntime/openvino, whose memory '
+                     'arenas persist between calls.')
         if args.psnr_on:
             lines.append(f'PSNR: mean over the images of {args.psnr_on} (restored vs sharp, 8-bit, MATLAB protocol) '
                          f'with weights {args.weights or "(random: meaningless)"}; ΔPSNR against eager fp32.')
@@ -377,6 +395,9 @@ def build_parser():
     parser.add_argument('--backends', '--modes', dest='backends', default='eager',
                         help=f'{",".join(BACKENDS)} (default eager; compiled: torch.compile; onnxruntime/openvino: '
                         'the network exported to ONNX, CPU only)')
+    parser.add_argument('--configs', metavar='PRECISION:BACKEND,...',
+                        help='exactly these configurations instead of --precisions x --backends, e.g. '
+                        'fp32:eager,fp32:channels_last,bf16:channels_last')
     parser.add_argument('--tile', type=int, default=0, help='run inputs larger than this many pixels in tiles, as the '
                         'deblur CLI does (default 0: whole)')
     parser.add_argument('--tile-overlap', type=int, default=32, help='tile overlap in pixels (default 32)')

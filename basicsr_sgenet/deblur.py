@@ -3,10 +3,13 @@
     python -m basicsr_sgenet.deblur -i blurry.png -o out/ --weights net_g_latest.pth
     python -m basicsr_sgenet.deblur -i photos/ -o out/ --opt options/test_SGENet_GoPro.yml \\
         --tile 512 --tile-overlap 64 --device cuda --precision fp16
+    python -m basicsr_sgenet.deblur -i photos/ -o out/ --model sgenet.onnx   # ONNX Runtime (basicsr_sgenet.export)
 
 The network is the paper-size SGENet unless ``--arch``/``--arch-args`` or ``--opt``
 (an option file's ``network_g``; its ``path.pretrain_network_g`` then supplies the
-weights unless ``--weights`` is given) say otherwise. Output files keep their names and
+weights unless ``--weights`` is given) say otherwise; ``--model`` runs an exported ONNX
+file instead. By default the precision and memory format are the fastest safe ones for
+this machine (``inference/backends.py``). Output files keep their names and
 bit depth (see ``inference/image_io.py``). Exit status: 0 when every readable image was
 deblurred (unreadable ones are skipped with a warning), 1 when none could be, 2 for bad
 arguments or set-up (one ``error:`` line).
@@ -53,12 +56,13 @@ def build_parser():
                         help='overlap between neighbouring tiles in pixels (default 64)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (default auto)')
     parser.add_argument('--backend', default='auto', choices=BACKENDS,
-                        help='pytorch, or onnxruntime on an exported --model (default auto: onnxruntime if --model '
-                        'is given, else pytorch)')
-    parser.add_argument('--model', help='an ONNX file from python -m basicsr_sgenet.export (for --backend onnxruntime)')
+                        help='pytorch, or onnxruntime/openvino on an exported --model (default auto: openvino if '
+                        'installed, else onnxruntime, when --model is given; pytorch otherwise)')
+    parser.add_argument('--model', help='an ONNX file from python -m basicsr_sgenet.export (for --backend '
+                        'onnxruntime/openvino)')
     parser.add_argument('--precision', default='auto', choices=PRECISION_CHOICES,
-                        help='compute precision via autocast (default auto: bf16 on CPUs with native bf16, else '
-                        'fp32; fp16: CUDA only)')
+                        help='compute precision (default auto: bf16 on CPUs with native bf16, else fp32; '
+                        'fp16: CUDA only; onnxruntime: fp32 only)')
     parser.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=None,
                         help='channels-last memory format (default: on for the CPU, off for CUDA)')
     parser.add_argument('--compile', action='store_true', help='torch.compile the network (slow first image)')
@@ -94,11 +98,11 @@ def deblur_files(args):
     inputs = list_input_images(args.input)
     outputs = prepare_output_dir(args.output, inputs)
 
-    restorer, multiple = build_restorer(plan, spec, device)
+    restorer, multiple = build_restorer(plan, spec)
     if args.tile:
         check_tile_settings(args.tile, args.tile_overlap, multiple)
     if not args.quiet:
-        print(f'Running {plan.describe()}' + (f' ({plan.reason})' if plan.reason else ''), file=sys.stderr)
+        print(f'Running {plan.describe()}', file=sys.stderr)
 
     done, skipped = 0, []
     with tqdm(total=len(inputs), desc='deblur', unit='img', disable=args.quiet) as images_bar:

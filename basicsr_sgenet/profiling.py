@@ -23,6 +23,7 @@ Used by ``scripts/benchmark.py`` and ``scripts/compare.py``. What each number me
   Elsewhere it is not measured.
 """
 import contextlib
+import copy
 import ctypes
 import gc
 import importlib
@@ -236,6 +237,8 @@ def prepare_runner(network, precision, backend, device, onnx_path=None, threads=
             return OnnxRuntimeRestorer(onnx_path, threads=threads).forward
         return OpenVinoRestorer(onnx_path, precision, threads=threads).forward
     channels_last = backend == 'channels_last'
+    if backend != 'eager':
+        network = copy.deepcopy(network)  # Module.to(memory_format) and compile act in place on the module
     prepared = prepare_network(network, device, channels_last, compile_network=backend == 'compiled')
 
     def run(x):

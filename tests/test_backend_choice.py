@@ -25,7 +25,7 @@ def no_native_bf16(monkeypatch):
 
 def cli_args(**given):
     args = dict(backend='auto', model=None, precision='auto', channels_last=None, compile=False, weights=None,
-                opt=None, arch=None, arch_args=None, param_key=None)
+                opt=None, arch=None, arch_args=None, param_key=None, device='cpu')
     args.update(given)
     return argparse.Namespace(**args)
 
@@ -45,7 +45,7 @@ def test_auto_on_a_cpu_without_native_bf16_is_fp32_channels_last(no_native_bf16)
 def test_explicit_settings_win_and_plain_eager_fp32_stays_available(native_bf16):
     plan = plan_from_args(cli_args(precision='fp32', channels_last=False), CPU)
     assert (plan.precision, plan.channels_last, plan.reason) == ('fp32', False, '')
-    assert plan.describe() == 'PyTorch, fp32'
+    assert plan.describe() == 'PyTorch, fp32 on cpu'
 
 
 def test_auto_on_cuda_is_plain_fp32():
@@ -82,7 +82,7 @@ def test_cli_refuses_bf16_in_one_line_without_native_bf16(tmp_path, sgenet_weigh
 
 def test_cli_default_without_native_bf16_is_channels_last_fp32(tmp_path, sgenet_weights, capsys, no_native_bf16):
     assert deblur(tmp_path, sgenet_weights, 'auto') == 0
-    assert 'Running PyTorch, fp32, channels-last (this CPU has no native bf16' in capsys.readouterr().err
+    assert 'Running PyTorch, fp32, channels-last on cpu (this CPU has no native bf16' in capsys.readouterr().err
     assert deblur(tmp_path, sgenet_weights, 'explicit', '--precision', 'fp32', '--channels-last', '--quiet') == 0
     np.testing.assert_array_equal(cv2.imread(str(tmp_path / 'auto' / 'a.png')),
                                   cv2.imread(str(tmp_path / 'explicit' / 'a.png')))
@@ -90,4 +90,29 @@ def test_cli_default_without_native_bf16_is_channels_last_fp32(tmp_path, sgenet_
 
 def test_cli_default_with_native_bf16_says_what_it_runs(tmp_path, sgenet_weights, capsys, native_bf16):
     assert deblur(tmp_path, sgenet_weights, 'auto') == 0
-    assert 'Running PyTorch, bf16, channels-last (this CPU has native bf16' in capsys.readouterr().err
+    assert 'Running PyTorch, bf16, channels-last on cpu (this CPU has native bf16' in capsys.readouterr().err
+
+
+@pytest.fixture
+def onnx_file(tmp_path):
+    pytest.importorskip('openvino')
+    path = tmp_path / 'model.onnx'
+    path.write_bytes(b'')  # the plan only checks that it exists
+    return str(path)
+
+
+def test_auto_with_a_model_is_openvino_bf16_with_native_bf16(onnx_file, native_bf16):
+    plan = plan_from_args(cli_args(model=onnx_file), CPU)
+    assert (plan.backend, plan.precision, plan.device.type) == ('openvino', 'bf16', 'cpu')
+
+
+def test_auto_with_a_model_is_openvino_fp32_without_native_bf16(onnx_file, no_native_bf16):
+    plan = plan_from_args(cli_args(model=onnx_file), CPU)
+    assert (plan.backend, plan.precision) == ('openvino', 'fp32')
+    with pytest.raises(InferenceError, match='no native bf16'):
+        plan_from_args(cli_args(model=onnx_file, precision='bf16'), CPU)
+
+
+def test_cpu_only_backends_take_the_cpu_when_the_device_is_auto(onnx_file):
+    plan = plan_from_args(cli_args(model=onnx_file, backend='openvino', device='auto'), torch.device('cuda'))
+    assert plan.device.type == 'cpu'

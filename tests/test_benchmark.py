@@ -94,12 +94,15 @@ def test_backends_are_timed_side_by_side_with_their_difference(capsys):
         assert float(row['Max abs diff']) < 1e-5  # fp32 everywhere: rounding only
 
 
-def test_tiled_sizes_run_as_the_deblur_cli_tiles_them(capsys):
-    status = benchmark.main(['--model', TINY_SGENET, '--sizes', '16x16,40x72', '--precisions', 'fp32', '--tile',
-                             '32', '--tile-overlap', '16', '--repeats', '1', '--warmup', '0', '--device', 'cpu'])
+def test_tiled_sizes_run_as_the_deblur_cli_tiles_them(capsys, native_bf16):
+    status = benchmark.main(['--model', TINY_SGENET, '--sizes', '16x16,40x72', '--configs',
+                             'fp32:eager,bf16:channels_last', '--tile', '32', '--tile-overlap', '16', '--repeats', '1',
+                             '--warmup', '0', '--device', 'cpu'])
     assert status == 0
     _, rows = table_rows(capsys.readouterr().out)
-    assert [row['Input'] for row in rows] == ['16x16', '40x72 (8 tiles)']  # 2 rows x 4 columns of tiles
+    assert [(row['Input'], row['Precision'], row['Backend']) for row in rows] == [
+        ('16x16', 'fp32', 'eager'), ('16x16', 'bf16', 'channels_last'),
+        ('40x72 (8 tiles)', 'fp32', 'eager'), ('40x72 (8 tiles)', 'bf16', 'channels_last')]  # 2 x 4 tiles
 
 
 def test_bf16_rows_name_the_missing_capability_and_the_run_goes_on(capsys, monkeypatch):
@@ -139,6 +142,7 @@ def test_psnr_on_image_pairs_with_trained_weights(tmp_path, capsys):
 
 @pytest.mark.parametrize('args, message', [(['--precisions', 'fp16', '--device', 'cpu'], 'fp16'),
                                            (['--backends', 'eager,tensorrt'], 'tensorrt'),
+                                           (['--configs', 'fp32-eager'], 'PRECISION:BACKEND'),
                                            (['--weights', 'w.pth', '--preset', 'deblur'], 'exactly one network'),
                                            (['--sizes', '32by32'], 'HEIGHTxWIDTH'),
                                            (['--model', 'NoSuchNet'], 'Unknown arch'),
@@ -147,3 +151,12 @@ def test_bad_input_gives_one_error_line(capsys, args, message):
     status = benchmark.main(args + ['--macs-only'])
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and err[-1].startswith('error:') and message in err[-1]
+
+
+def test_each_configuration_gets_its_own_copy_of_the_network():
+    from basicsr_sgenet.profiling import prepare_runner
+    network = ARCH_REGISTRY.get('SGENet')(**TINY_SGENET_ARGS).eval()
+    run = prepare_runner(network, 'fp32', 'channels_last', torch.device('cpu'))
+    run(torch.rand(1, 3, 16, 16))
+    conv = network.stage1_shallow.weight
+    assert conv.is_contiguous() and not conv.is_contiguous(memory_format=torch.channels_last)  # eager's stays NCHW

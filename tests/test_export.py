@@ -214,15 +214,40 @@ def test_cli_onnxruntime_backend_writes_what_pytorch_writes(tmp_path, exported, 
     np.testing.assert_array_equal(read(tmp_path / 'ort' / 'rgba.png')[..., 3], 77)
 
 
-def test_cli_model_alone_selects_onnxruntime(tmp_path, exported, capsys):
+def test_cli_openvino_backend_writes_what_pytorch_writes(tmp_path, exported, capsys):
+    pytest.importorskip('openvino')
+    _, weights, model = exported['Restormer']
+    inputs = write_inputs(tmp_path / 'in')
+    tiles = ['--tile', '32', '--tile-overlap', '16', '--device', 'cpu', '--precision', 'fp32']
+    assert deblur_main(['-i', str(inputs), '-o', str(tmp_path / 'ov'), '--backend', 'openvino', '--model', model,
+                        *tiles]) == 0
+    assert 'Running OpenVINO, fp32' in capsys.readouterr().err
+    assert deblur_main(['-i', str(inputs), '-o', str(tmp_path / 'torch'), '--arch', 'Restormer', '--arch-args',
+                        json.dumps(TINY_ARCHS['Restormer']), '--weights', weights, '--no-channels-last', '--quiet',
+                        *tiles]) == 0
+    for name in sorted(os.listdir(tmp_path / 'torch')):
+        from_ov, from_torch = read(tmp_path / 'ov' / name), read(tmp_path / 'torch' / name)
+        assert from_ov.dtype == from_torch.dtype and from_ov.shape == from_torch.shape
+        assert np.abs(from_ov.astype(int) - from_torch.astype(int)).max() <= 1, name
+
+
+@pytest.mark.parametrize('openvino_installed', [True, False])
+def test_cli_model_alone_selects_openvino_else_onnxruntime(tmp_path, exported, capsys, monkeypatch,
+                                                            openvino_installed):
+    if openvino_installed:
+        pytest.importorskip('openvino')
+    else:
+        monkeypatch.setitem(sys.modules, 'openvino', None)  # import fails as if not installed
     cv2.imwrite(str(tmp_path / 'a.png'), (smooth_image(24, 20) * 255).astype(np.uint8))
     assert deblur_main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'out'), '--model',
                         exported['NAFNet'][2]]) == 0
-    assert 'Running ONNX Runtime, fp32' in capsys.readouterr().err
+    expected = 'Running OpenVINO, ' if openvino_installed else 'Running ONNX Runtime, fp32'
+    assert expected in capsys.readouterr().err
     assert read(tmp_path / 'out' / 'a.png').shape == (24, 20, 3)
 
 
-@pytest.mark.parametrize('case', ['tile off the grid', 'pytorch options', 'bf16', 'no model', 'missing model',
+@pytest.mark.parametrize('case', ['tile off the grid', 'pytorch options', 'bf16', 'openvino on cuda', 'no model',
+                                  'missing model',
                                   'not onnx', 'model with pytorch', 'missing input'])
 def test_cli_onnxruntime_bad_input_gives_one_error_line(tmp_path, exported, capsys, case):
     image = tmp_path / 'a.png'
@@ -232,7 +257,8 @@ def test_cli_onnxruntime_bad_input_gives_one_error_line(tmp_path, exported, caps
     common = ['-i', str(image), '-o', str(tmp_path / 'o'), '--quiet']
     args = {'tile off the grid': ['--model', model, '--tile', '36', '--tile-overlap', '8'],
             'pytorch options': ['--model', model, '--weights', exported['MPRNet'][1], '--channels-last'],
-            'bf16': ['--model', model, '--precision', 'bf16'],
+            'bf16': ['--backend', 'onnxruntime', '--model', model, '--precision', 'bf16'],
+            'openvino on cuda': ['--backend', 'openvino', '--model', model, '--device', 'cuda'],
             'no model': ['--backend', 'onnxruntime'],
             'missing model': ['--model', str(tmp_path / 'nope.onnx')],
             'not onnx': ['--model', str(tmp_path / 'fake.onnx')],
@@ -242,18 +268,22 @@ def test_cli_onnxruntime_bad_input_gives_one_error_line(tmp_path, exported, caps
     err = capsys.readouterr().err.strip()
     assert err.startswith('error:') and len(err.splitlines()) == 1, err
     assert {'tile off the grid': 'not a multiple of 8', 'pytorch options': '--weights, --channels-last only apply',
-            'bf16': 'runs in fp32', 'no model': 'needs --model', 'missing model': 'nope.onnx does not exist',
+            'bf16': 'in fp32', 'openvino on cuda': '--device cuda', 'no model': 'needs --model', 'missing model': 'nope.onnx does not exist',
             'not onnx': 'fake.onnx', 'model with pytorch': 'takes --weights',
             'missing input': 'does not exist'}[case] in err
 
 
-def test_missing_extra_is_one_line_naming_it(tmp_path, exported, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # import fails as if not installed
+def test_missing_extras_are_one_line_naming_them(tmp_path, exported, capsys, monkeypatch):
+    for module in ('onnxruntime', 'openvino'):
+        monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
     cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
-    assert deblur_main(['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'o'), '--model',
-                        exported['SGENet'][2]]) == 2
+    deblur = ['-i', str(tmp_path / 'a.png'), '-o', str(tmp_path / 'o'), '--model', exported['SGENet'][2]]
+    assert deblur_main(deblur) == 2  # auto: onnxruntime when openvino is missing
     assert export.main(['-o', str(tmp_path / 'x.onnx'), '--weights', exported['SGENet'][1], '--arch-args',
                         TINY_SGENET_JSON]) == 2
+    assert deblur_main(deblur + ['--backend', 'openvino']) == 2
     lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 2 and all(line.startswith('error:') and 'pip install -e ".[onnx]"' in line for line in lines)
+    assert len(lines) == 3 and all(line.startswith('error:') for line in lines)
+    assert 'pip install -e ".[onnx]"' in lines[0] and 'pip install -e ".[onnx]"' in lines[1]
+    assert 'pip install -e ".[openvino]"' in lines[2]
     assert not os.path.exists(tmp_path / 'o') and not os.path.exists(tmp_path / 'x.onnx')

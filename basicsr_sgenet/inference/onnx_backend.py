@@ -1,12 +1,12 @@
 """Running an exported ONNX model (``python -m basicsr_sgenet.export``) with ONNX Runtime,
-or with OpenVINO reading the same file.
+or with OpenVINO's CPU plugin reading the same file.
 
 Why a second backend: an ONNX file runs without PyTorch, BasicSR or this package's
 training stack, on any machine ONNX Runtime supports; the deblur CLI keeps its tiling,
 image IO and progress bars whichever backend computes the pixels.
 
-The packages are an optional extra (``pip install -e .[onnx]``); importing this module
-needs none of them, only creating a restorer does.
+The packages are optional extras (``pip install -e .[onnx]``, ``.[openvino]``); importing
+this module needs none of them, only creating a restorer does.
 """
 import json
 import os
@@ -22,6 +22,7 @@ METADATA_PREFIX = 'basicsr_sgenet.'
 INPUT_NAME = 'image'
 OUTPUT_NAME = 'restored'
 EXTRA_HINT = 'pip install -e ".[onnx]" (or pip install onnx onnxruntime)'
+OPENVINO_HINT = 'pip install -e ".[openvino]" (or pip install onnx openvino)'
 
 
 def import_onnx_packages(purpose):
@@ -36,18 +37,23 @@ def import_onnx_packages(purpose):
 
 
 def import_openvino():
+    """(onnx, openvino) modules (onnx reads the exporter's metadata), or DependencyError."""
     try:
+        import onnx
         import openvino
-    except ImportError:
-        raise DependencyError('--backend openvino needs OpenVINO, which is not installed: pip install openvino') \
-            from None
-    return openvino
+    except ImportError as err:
+        raise DependencyError(f'--backend openvino needs the openvino extra, which is not installed '
+                              f'({err.name or err} is missing): {OPENVINO_HINT}') from None
+    return onnx, openvino
 
 
 def read_metadata(path):
     """The exporter's metadata of the ONNX file at ``path`` as a dict ({} for files
     exported by other tools); InferenceError naming the file if it is not ONNX."""
-    onnx, _ = import_onnx_packages('Reading an ONNX model')
+    try:
+        import onnx
+    except ImportError:
+        raise DependencyError(f'Reading an ONNX model needs the onnx package: {EXTRA_HINT}') from None
     if not os.path.isfile(path):
         raise InferenceError(f'--model {path} does not exist')
     try:
@@ -139,7 +145,7 @@ class OpenVinoRestorer(Restorer):
     backend = 'openvino'
 
     def __init__(self, path, precision='fp32', threads=0):
-        ov = import_openvino()
+        _, ov = import_openvino()
         self.device = torch.device('cpu')
         config = {'INFERENCE_PRECISION_HINT': 'bf16' if precision == 'bf16' else 'f32',
                   'PERFORMANCE_HINT': 'LATENCY'}
@@ -156,7 +162,13 @@ class OpenVinoRestorer(Restorer):
 
     def forward(self, batch):
         array = np.ascontiguousarray(batch.detach().to('cpu', torch.float32).numpy())
-        output = self.request.infer({0: array})[self.compiled.outputs[0]]
+        try:
+            output = self.request.infer({0: array})[self.compiled.outputs[0]]
+        except Exception as err:  # noqa: BLE001  (OpenVINO raises RuntimeError subclasses of its own)
+            message = first_line(err)
+            if any(sign in message.lower() for sign in ('allocate', 'bad_alloc', 'out of memory')):
+                raise RuntimeError(f"can't allocate memory: {message}") from None
+            raise InferenceError(f'OpenVINO failed on a {tuple(array.shape)} input: {message}') from None
         return torch.from_numpy(np.array(output, dtype=np.float32))
 
 
