@@ -380,7 +380,8 @@ def plot(rows, path):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog='python scripts/benchmark.py', description='Params, MACs, synchronised latency and peak memory of networks, '
+    parser = argparse.ArgumentParser(prog='python scripts/benchmark.py',
+                                     description='Params, MACs, synchronised latency and peak memory of networks, '
                                      'every precision x backend timed side by side.')
     parser.add_argument('--model', action='append', metavar='ARCH[:JSON]',
                         help='registered arch and its JSON kwargs, e.g. \'SGENet:{"num_rdm": 1}\' (repeatable)')

@@ -116,3 +116,5 @@ def test_auto_with_a_model_is_openvino_fp32_without_native_bf16(onnx_file, no_na
 def test_cpu_only_backends_take_the_cpu_when_the_device_is_auto(onnx_file):
     plan = plan_from_args(cli_args(model=onnx_file, backend='openvino', device='auto'), torch.device('cuda'))
     assert plan.device.type == 'cpu'
+    with pytest.raises(InferenceError, match='--backend openvino runs on the CPU'):
+        plan_from_args(cli_args(model=onnx_file, backend='openvino', device='cuda'), torch.device('cuda'))

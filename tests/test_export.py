@@ -268,7 +268,8 @@ def test_cli_onnxruntime_bad_input_gives_one_error_line(tmp_path, exported, caps
     err = capsys.readouterr().err.strip()
     assert err.startswith('error:') and len(err.splitlines()) == 1, err
     assert {'tile off the grid': 'not a multiple of 8', 'pytorch options': '--weights, --channels-last only apply',
-            'bf16': 'in fp32', 'openvino on cuda': '--device cuda', 'no model': 'needs --model', 'missing model': 'nope.onnx does not exist',
+            'bf16': 'in fp32', 'openvino on cuda': '--device cuda', 'no model': 'needs --model',
+            'missing model': 'nope.onnx does not exist',
             'not onnx': 'fake.onnx', 'model with pytorch': 'takes --weights',
             'missing input': 'does not exist'}[case] in err
 

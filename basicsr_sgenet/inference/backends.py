@@ -1,20 +1,20 @@
 """What computes the pixels in the deblur CLI: PyTorch (with which precision and memory
-format) or ONNX Runtime on an exported model, and the automatic choice per machine.
+format), or ONNX Runtime / OpenVINO on an exported model, and the automatic choice per
+machine.
 
 The automatic choice (``--backend auto --precision auto``, the defaults) follows the
-CPU measurements in docs/benchmarks.md:
+CPU measurements in docs/benchmarks.md (paper-size SGENet and the five peers, 2 cores of
+an AMD EPYC with AVX-512 BF16; speed-ups over eager fp32):
 
-* On a CPU with native bf16 (AVX-512 BF16 or AMX): PyTorch, bf16 autocast, channels-last.
-  Paper-size SGENet at 256x256 ran ~3x faster than eager fp32, its output within 0.05 dB
-  of fp32 on trained weights (``scripts/backend_accuracy.py``).
-* On a CPU without it (AVX2 only): PyTorch, fp32, channels-last. bf16 is refused there
-  (``precision.precision_problem``: a reference path ~100-250x slower).
-* On CUDA: PyTorch fp32, contiguous (no GPU measurement yet; ``--precision bf16``/``fp16``
+* Weights (``--weights``/``--opt``): PyTorch, channels-last, bf16 autocast where the CPU
+  has native bf16 (AVX-512 BF16 or AMX; SGENet 2.3-2.6x), else fp32 (1.1-1.3x). bf16
+  changed the output by at most ~1.5e-3 and PSNR by < 0.001 dB on trained weights.
+  bf16 without native support is refused (``precision.precision_problem``: a reference
+  path ~100-250x slower).
+* An exported model (``--model``): OpenVINO if installed (bf16 where native: SGENet
+  2.7-3.3x; else f32: 1.4x), else ONNX Runtime (fp32: 1.3-1.6x).
+* CUDA: PyTorch fp32, contiguous (no GPU measurement yet; ``--precision bf16``/``fp16``
   and ``--channels-last`` remain available).
-
-ONNX Runtime is chosen when ``--model`` names an exported file: it was as fast as
-PyTorch's channels-last fp32 on the CPU measured, so it is for running without PyTorch
-rather than for speed.
 """
 import os
 from dataclasses import dataclass
@@ -35,7 +35,7 @@ PRECISION_CHOICES = ('auto', 'fp32', 'bf16', 'fp16')
 PYTORCH_ONLY_OPTIONS = (('weights', '--weights'), ('opt', '--opt'), ('arch', '--arch'), ('arch_args', '--arch-args'),
                         ('param_key', '--param-key'), ('compile', '--compile'))
 BACKEND_NAMES = {'pytorch': 'PyTorch', 'onnxruntime': 'ONNX Runtime', 'openvino': 'OpenVINO'}
-BF16_REASON = 'this CPU has native bf16'
+BF16_REASON = 'this CPU has native bf16: the fastest path measured, within 0.001 dB of fp32'
 NO_BF16_REASON = 'this CPU has no native bf16, where bf16 would be ~100x slower'
 
 
@@ -84,7 +84,8 @@ def plan_from_args(args, device):
     if backend == 'pytorch':
         return pytorch_plan(args, device)
     if not args.model:
-        raise InferenceError(f'--backend {backend} needs --model FILE.onnx (python -m basicsr_sgenet.export writes one)')
+        raise InferenceError(f'--backend {backend} needs --model FILE.onnx (python -m basicsr_sgenet.export '
+                             'writes one)')
     given = [flag for name, flag in PYTORCH_ONLY_OPTIONS if getattr(args, name, None)]
     if args.channels_last is not None:
         given.append('--channels-last' if args.channels_last else '--no-channels-last')
