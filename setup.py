@@ -39,6 +39,9 @@ def read_version():
     raise RuntimeError('__version__ not found in basicsr_sgenet/__init__.py')
 
 
+ONNX_REQUIREMENTS = ['onnx>=1.16', 'onnxruntime>=1.17']
+OPENVINO_REQUIREMENTS = ['onnx>=1.16', 'openvino>=2024.0']
+
 setup(
     name='basicsr-sgenet',
     version=read_version(),
@@ -66,7 +69,15 @@ setup(
         'scikit-image',  # the demo's bundled sample photos
         'tqdm',
     ],
-    extras_require={'test': ['pytest>=7']},
+    # onnx: ONNX export (python -m basicsr_sgenet.export) and the deblur CLI's ONNX Runtime
+    # backend; openvino: its OpenVINO backend (the fastest CPU path measured). Optional, so
+    # a plain install stays PyTorch + BasicSR only; the tests cover both, so the test extra
+    # brings them too.
+    extras_require={
+        'onnx': ONNX_REQUIREMENTS,
+        'openvino': OPENVINO_REQUIREMENTS,
+        'test': ['pytest>=7'] + ONNX_REQUIREMENTS + OPENVINO_REQUIREMENTS[1:],
+    },
     entry_points={
         'console_scripts': [
             'sgenet-train=basicsr_sgenet.train:main',

@@ -3,11 +3,14 @@
     python -m basicsr_sgenet.deblur -i blurry.png -o out/ --weights net_g_latest.pth
     python -m basicsr_sgenet.deblur -i photos/ -o out/ --opt options/test_SGENet_GoPro.yml \\
         --tile 512 --tile-overlap 64 --device cuda --precision fp16
+    python -m basicsr_sgenet.deblur -i photos/ -o out/ --model sgenet.onnx   # ONNX Runtime (basicsr_sgenet.export)
 
 The network is the paper-size SGENet unless ``--arch``/``--arch-args`` or ``--opt``
 (an option file's ``network_g``; its ``path.pretrain_network_g`` then supplies the
-weights unless ``--weights`` is given) say otherwise. Output files keep their names and
-bit depth (see ``inference/image_io.py``). Files already in the output folder are never
+weights unless ``--weights`` is given) say otherwise; ``--model`` runs an exported ONNX
+file instead. By default the precision and memory format are the fastest safe ones for
+this machine (``inference/backends.py``). Output files keep their names and bit depth
+(see ``inference/image_io.py``). Files already in the output folder are never
 replaced: the run stops before any work, naming one, unless ``--overwrite`` (replace
 them) or ``--skip-existing`` (keep them and deblur the other inputs: finishes an
 interrupted run) is given.
@@ -30,16 +33,15 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from basicsr_sgenet.errors import InferenceError, UserError  # noqa: E402
+from basicsr_sgenet.inference.backends import BACKENDS, PRECISION_CHOICES, build_restorer, plan_from_args  # noqa: E402
 from basicsr_sgenet.inference.image_io import (  # noqa: E402
     ImageReadError, create_output_dir, list_input_images, plan_outputs, read_image, remove_interrupted_writes,
     write_image)
 from basicsr_sgenet.inference.network import (  # noqa: E402
-    DEFAULT_ARCH, NetworkSpec, build_network, parse_arch_args, size_multiple, spec_from_option_file)
-from basicsr_sgenet.inference.runtime import (  # noqa: E402
-    ImageRestorer, check_precision, prepare_network, resolve_device)
+    DEFAULT_ARCH, NetworkSpec, parse_arch_args, spec_from_option_file)
+from basicsr_sgenet.inference.runtime import resolve_device  # noqa: E402
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tile_overlap_warning  # noqa: E402
 from basicsr_sgenet.output_folders import remove_if_empty  # noqa: E402
-from basicsr_sgenet.weights import load_weights  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 
@@ -68,9 +70,16 @@ def build_parser():
     parser.add_argument('--tile-overlap', type=int, default=64,
                         help='overlap between neighbouring tiles in pixels (default 64)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (default auto)')
-    parser.add_argument('--precision', default='fp32', choices=['fp32', 'bf16', 'fp16'],
-                        help='compute precision via autocast (fp16: CUDA only)')
-    parser.add_argument('--channels-last', action='store_true', help='channels-last memory format')
+    parser.add_argument('--backend', default='auto', choices=BACKENDS,
+                        help='pytorch, or onnxruntime/openvino on an exported --model (default auto: openvino if '
+                        'installed, else onnxruntime, when --model is given; pytorch otherwise)')
+    parser.add_argument('--model', help='an ONNX file from python -m basicsr_sgenet.export (for --backend '
+                        'onnxruntime/openvino)')
+    parser.add_argument('--precision', default='auto', choices=PRECISION_CHOICES,
+                        help='compute precision (default auto: bf16 on CPUs with native bf16, else fp32; '
+                        'fp16: CUDA only; onnxruntime: fp32 only)')
+    parser.add_argument('--channels-last', action=argparse.BooleanOptionalAction, default=None,
+                        help='channels-last memory format (default: on for the CPU, off for CUDA)')
     parser.add_argument('--compile', action='store_true', help='torch.compile the network (slow first image)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
@@ -97,10 +106,10 @@ def deblur_files(args):
     """Run the CLI; returns the exit status. Raises InferenceError for bad set-ups."""
     # Check everything that can be checked before the (slow) network build.
     device = resolve_device(args.device)
-    check_precision(args.precision, device)
+    plan = plan_from_args(args, device)
     if args.tile:
         check_tile_settings(args.tile, args.tile_overlap)  # the size grid is checked once the network exists
-    spec = network_spec_from_args(args)
+    spec = network_spec_from_args(args) if plan.backend == 'pytorch' else None
     inputs = list_input_images(args.input)
     jobs = plan_outputs(args.output, inputs, args.overwrite, args.skip_existing)
     kept = len(inputs) - len(jobs)
@@ -109,16 +118,14 @@ def deblur_files(args):
               '(--skip-existing)')
         return 0
 
-    network = build_network(spec)
-    load_weights(network, spec.weights, spec.param_key, network_description=spec.describe())
-    multiple = size_multiple(network)
+    restorer, multiple = build_restorer(plan, spec)
     if args.tile:
         check_tile_settings(args.tile, args.tile_overlap, multiple)
         warning = tile_overlap_warning(args.tile_overlap)  # only once the run is going to happen
         if warning:
             print(f'warning: {warning}', file=sys.stderr)
-    restorer = ImageRestorer(prepare_network(network, device, args.channels_last, args.compile), device,
-                             args.precision, args.channels_last)
+    if not args.quiet:
+        print(f'Running {plan.describe()}', file=sys.stderr)
 
     created = create_output_dir(args.output)  # only now: every check above has passed
     remove_interrupted_writes([target for _, target in jobs])
@@ -167,7 +174,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         status = deblur_files(args)
-    except UserError as err:
+    except UserError as err:  # InferenceError, or DependencyError for a missing extra
         print(f'error: {err}', file=sys.stderr)
         return EXIT_BAD_INPUT
     return status

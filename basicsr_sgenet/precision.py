@@ -29,6 +29,32 @@ def cpu_has_native_bf16():
         return False
 
 
+BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')  # /proc/cpuinfo names of the native bf16 instructions
+
+
+def cpu_flags():
+    """The CPU's feature flags from /proc/cpuinfo (an empty set where it cannot be read)."""
+    try:
+        with open('/proc/cpuinfo') as f:
+            return set(next(line for line in f if line.startswith('flags')).split(':', 1)[1].split())
+    except (OSError, StopIteration):
+        return set()
+
+
+def cpu_capability():
+    """One line for benchmark tables and messages: the vector ISA torch's CPU kernels
+    use and whether bf16 is native, e.g. 'AVX512 kernels, native bf16: yes (avx512_bf16)'."""
+    try:
+        isa = torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):
+        isa = 'unknown'
+    flags = cpu_flags()
+    if cpu_has_native_bf16():
+        found = [flag for flag in BF16_CPU_FLAGS if flag in flags]
+        return f'{isa} kernels, native bf16: yes' + (f' ({", ".join(found)})' if found else '')
+    return f'{isa} kernels, native bf16: no (no {" or ".join(BF16_CPU_FLAGS)})'
+
+
 def parse_precision(setting, where):
     """'fp32', 'bf16' or 'fp16' from an option value; ValueError naming ``where``."""
     if isinstance(setting, str):

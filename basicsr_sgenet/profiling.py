@@ -23,8 +23,10 @@ Used by ``scripts/benchmark.py`` and ``scripts/compare.py``. What each number me
   Elsewhere it is not measured.
 """
 import contextlib
+import copy
 import ctypes
 import gc
+import importlib
 import statistics
 import time
 from dataclasses import dataclass
@@ -37,7 +39,7 @@ from basicsr_sgenet.archs.arch_util import final_image
 from basicsr_sgenet.errors import InferenceError, first_line
 from basicsr_sgenet.inference.network import build_network
 from basicsr_sgenet.inference.runtime import prepare_network
-from basicsr_sgenet.precision import autocast
+from basicsr_sgenet.precision import autocast, cpu_capability, precision_problem
 
 MIB = 2**20
 
@@ -199,3 +201,129 @@ def measure_latency(network, device, height, width, precision='fp32', channels_l
     else:
         peak = _cpu_peak_mib(run_once)
     return Timing(latencies, peak)
+
+
+# ----------------------------------------------------------------------------- backends
+# One forward pass can run in several ways; the benchmark times them side by side.
+# PyTorch: eager (contiguous), channels_last, compiled (torch.compile, contiguous).
+# onnxruntime / openvino: the network exported to ONNX (export.export_to_onnx), fp32 in
+# ONNX Runtime; OpenVINO's CPU plugin in f32 or bf16 (its inference precision hint).
+BACKENDS = ('eager', 'channels_last', 'compiled', 'onnxruntime', 'openvino')
+PYTORCH_BACKENDS = ('eager', 'channels_last', 'compiled')
+ONNX_BACKENDS = ('onnxruntime', 'openvino')
+
+
+def configuration_problem(precision, backend, device):
+    """Why ``precision`` x ``backend`` is not run on ``device`` (a sentence for the
+    table), or None. A missing optional package counts as a reason, not an error."""
+    if backend in ONNX_BACKENDS:
+        if device.type != 'cpu':
+            return f'{backend} is benchmarked on the CPU only'
+        if backend == 'onnxruntime' and precision != 'fp32':
+            return 'ONNX Runtime runs the exported model in fp32 only'
+        try:
+            importlib.import_module(backend)  # the module is named as the backend
+            importlib.import_module('onnx')  # the export needs it too
+        except ImportError:
+            return f'{backend} not installed (pip install -e ".[onnx]"' + \
+                (', pip install openvino)' if backend == 'openvino' else ')')
+    problem = precision_problem(precision, device)
+    if problem and precision == 'bf16' and device.type == 'cpu':
+        return f'skipped: this CPU has no native bf16 ({cpu_capability()})'
+    return problem
+
+
+def prepare_runner(network, precision, backend, device, onnx_path=None, threads=0):
+    """A function (1, 3, h, w) float32 tensor -> restored image (any device), running
+    ``network`` (eval, fp32, weights loaded) the ``backend`` way, or the ONNX file
+    ``onnx_path`` (exported from the same network) for onnxruntime/openvino."""
+    if backend in ONNX_BACKENDS:
+        from basicsr_sgenet.inference.onnx_backend import OnnxRuntimeRestorer, OpenVinoRestorer
+        if backend == 'onnxruntime':
+            return OnnxRuntimeRestorer(onnx_path, threads=threads).forward
+        return OpenVinoRestorer(onnx_path, precision, threads=threads).forward
+    channels_last = backend == 'channels_last'
+    if backend != 'eager':
+        network = copy.deepcopy(network)  # Module.to(memory_format) and compile act in place on the module
+    prepared = prepare_network(network, device, channels_last, compile_network=backend == 'compiled')
+
+    def run(x):
+        x = x.to(device)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast(device, precision):
+            return final_image(prepared(x))
+
+    return run
+
+
+def interleaved_timings(runners, run_once_for, device, warmup=1, repeats=3, on_progress=None):
+    """Time every runner round-robin: ``warmup`` untimed rounds, then ``repeats`` rounds
+    each timing one call per runner, so a change in machine load during the run affects
+    every configuration alike. The last round also measures each call's peak memory
+    (set up before the clock starts), so no extra pass is needed.
+
+    Args:
+        runners (dict): key -> runner (see ``prepare_runner``).
+        run_once_for (callable): runner -> a no-argument function doing one timed unit
+            of work (one forward pass, or every tile of a tiled image) and returning its
+            output.
+        on_progress (callable): called with a message before each round.
+
+    Returns:
+        tuple: (key -> Timing, key -> output of the last timed call, float32 on the CPU).
+    """
+    work = {key: run_once_for(runner) for key, runner in runners.items()}
+    for round_index in range(warmup):
+        if on_progress:
+            on_progress(f'warm-up round {round_index + 1}/{warmup}')
+        for run_once in work.values():
+            run_once()
+    latencies, peaks, outputs = {key: [] for key in work}, {}, {}
+    for round_index in range(repeats):
+        if on_progress:
+            on_progress(f'timed round {round_index + 1}/{repeats}')
+        last_round = round_index == repeats - 1
+        for key, run_once in work.items():
+            with (_peak_memory(device) if last_round else contextlib.nullcontext()) as peak:
+                _synchronize(device)
+                start = time.perf_counter()
+                output = run_once()
+                _synchronize(device)
+                latencies[key].append(time.perf_counter() - start)
+            if last_round:
+                peaks[key] = peak.mib
+                outputs[key] = output.detach().float().cpu()
+            del output
+    return {key: Timing(latencies[key], peaks[key]) for key in work}, outputs
+
+
+class _PeakMemoryReading:
+    mib = None
+
+
+@contextlib.contextmanager
+def _peak_memory(device):
+    """Measure the peak memory of what runs inside (see the module docstring); the
+    reading is None where it cannot be measured."""
+    reading = _PeakMemoryReading()
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+        yield reading
+        _synchronize(device)
+        reading.mib = torch.cuda.max_memory_allocated(device) / MIB
+        return
+    try:
+        _release_free_heap()
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')  # reset VmHWM (peak RSS) to the current RSS
+        before = _resident_kib('VmRSS')
+    except OSError:
+        yield reading
+        return
+    yield reading
+    try:
+        reading.mib = (_resident_kib('VmHWM') - before) / 1024
+    except OSError:
+        pass

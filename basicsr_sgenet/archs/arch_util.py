@@ -3,7 +3,7 @@
 Every arch here accepts any H x W: it pads inside ``forward`` and crops its outputs back,
 so callers (validation, the deblur CLI, tiling) never pad for it.
 """
-import torch.nn.functional as F
+import torch
 
 
 def check_input(arch_name, image, channels):
@@ -20,13 +20,34 @@ def pad_to_multiple(image, multiple):
     Padding only at the bottom and right keeps the top-left ``H // f x W // f`` of every
     pooled level identical to pooling the unpadded image, so multi-scale outputs crop back
     to exactly the size of the average-pooled ground truth.
+
+    The padding is built from tensor operations on the input's size, with no Python
+    branch on it (the reflect/replicate choice is a ``torch.where``, a size that needs no
+    padding appends empty strips): an exported graph (ONNX, ``torch.export``) then pads
+    correctly at every input size, not only at the size it was traced with. The values
+    are the same as ``F.pad``'s reflect/replicate modes, bit for bit.
     """
-    height, width = image.shape[-2:]
-    pad_height, pad_width = -height % multiple, -width % multiple
-    if pad_height == 0 and pad_width == 0:
+    if multiple == 1:
         return image
-    mode = 'reflect' if pad_height < height and pad_width < width else 'replicate'
-    return F.pad(image, (0, pad_width, 0, pad_height), mode=mode)
+    height, width = image.shape[-2:]
+    rows_reflected, rows_replicated = _padding_indices(height, multiple, image.device)
+    cols_reflected, cols_replicated = _padding_indices(width, multiple, image.device)
+    # Reflect only if it works along both axes (an index < 0 means the pad reaches past
+    # the mirrored image); the zero keeps min() defined when nothing is padded.
+    reflect = torch.cat([rows_reflected, cols_reflected, rows_reflected.new_zeros(1)]).min() >= 0
+    rows = torch.where(reflect, rows_reflected, rows_replicated)
+    cols = torch.where(reflect, cols_reflected, cols_replicated)
+    image = torch.cat([image, image.index_select(-2, rows)], dim=-2)
+    return torch.cat([image, image.index_select(-1, cols)], dim=-1)
+
+
+def _padding_indices(size, multiple, device):
+    """Source positions of the padded positions ``size .. padded size - 1`` along one
+    axis: (reflected, replicated). Reflection mirrors about the last pixel (``F.pad``'s
+    'reflect', edge not repeated); replication repeats the last pixel."""
+    positions = torch.arange(size, size + (-size % multiple), device=device)
+    last = size - 1
+    return last - (positions - last).abs(), positions.clamp(max=last)
 
 
 def crop_to_scale(image, height, width, factor=1):

@@ -49,25 +49,16 @@ def prepare_network(network, device, channels_last=False, compile_network=False)
     return network
 
 
-class ImageRestorer:
-    """Runs a prepared network on RGB float images, whole or in tiles."""
+class Restorer:
+    """Restores RGB float images, whole or in tiles, with whatever computes ``forward``
+    (PyTorch here, ONNX Runtime or OpenVINO in ``onnx_backend``): the CLI's tiling, IO
+    and progress bars are the same for every backend."""
 
-    def __init__(self, network, device, precision='fp32', channels_last=False):
-        check_precision(precision, device)
-        self.network = network
-        self.device = device
-        self.precision = precision
-        self.channels_last = channels_last
+    device = torch.device('cpu')
 
-    @torch.inference_mode()
     def forward(self, batch):
-        """(1, 3, h, w) float tensor (any device) -> (1, 3, h, w) float32 on the CPU."""
-        batch = batch.to(self.device, torch.float32)
-        if self.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.precision):
-            output = final_image(self.network(batch))
-        return output.float().cpu()
+        """(N, 3, h, w) float tensor (any device) -> (N, 3, h, w) float32 on the CPU."""
+        raise NotImplementedError
 
     def restore(self, rgb, tile=0, overlap=0, multiple=1, on_tile=None):
         """H x W x 3 float array in [0, 1] -> restored H x W x 3 float32 array.
@@ -80,3 +71,25 @@ class ImageRestorer:
         else:
             output = self.forward(batch)
         return output[0].numpy().transpose(1, 2, 0)
+
+
+class ImageRestorer(Restorer):
+    """Runs a prepared PyTorch network."""
+
+    backend = 'pytorch'
+
+    def __init__(self, network, device, precision='fp32', channels_last=False):
+        check_precision(precision, device)
+        self.network = network
+        self.device = device
+        self.precision = precision
+        self.channels_last = channels_last
+
+    @torch.inference_mode()
+    def forward(self, batch):
+        batch = batch.to(self.device, torch.float32)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.precision):
+            output = final_image(self.network(batch))
+        return output.float().cpu()
