@@ -43,6 +43,18 @@ def set_option(opt, key, value, separator='.'):
     node[last] = value
 
 
+def remove_option(opt, key):
+    """Delete the dotted ``key`` from ``opt`` if present (e.g. one of a base file's
+    ``val.metrics``, which an override can only change, not remove)."""
+    *parents, last = key.split('.')
+    node = opt
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(last, None)
+    return opt
+
+
 def with_overrides(opt, overrides):
     """A deep copy of ``opt`` with ``overrides`` applied: a mapping whose keys may be dotted
     (``network_g.channels``) and whose mapping values merge into existing mappings."""
