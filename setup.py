@@ -56,7 +56,7 @@ setup(
     # `tensorboard` module). Asking for `tensorboard` as well would install a second
     # distribution of the same module, which breaks when either is uninstalled.
     install_requires=[
-        'torch>=1.13',
+        'torch>=2.0',
         'torchvision',
         'basicsr>=1.4.2',
         'lmdb',

@@ -29,7 +29,34 @@ def read_option_file(path):
         raise OptionError(f'Option file {path} is not valid YAML{where}: {detail}.') from None
     if not isinstance(opt, dict):
         raise OptionError(f'Option file {path} must be a YAML mapping of options.')
-    return opt
+    return _plain(opt)
+
+
+def _plain(value):
+    """BasicSR's loader makes OrderedDicts: plain (ordered) dicts read and dump the same."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def write_option_file(path, opt, header=''):
+    """Write ``opt`` as a BasicSR option file (``header``: comment lines to put first)."""
+    import yaml
+
+    def lists(value):  # safe_dump writes no tuples
+        if isinstance(value, dict):
+            return {key: lists(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [lists(item) for item in value]
+        return value
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(header)
+        yaml.safe_dump(lists(opt), f, sort_keys=False)
+    return path
 
 
 def set_option(opt, key, value, separator='.'):
@@ -212,6 +239,26 @@ def _check_training(opt, where):
         raise OptionError(f'{where}: train.scheduler.periods add up to {sum(periods)}, fewer than train.total_iter '
                           f'({int(total_iter)}); the schedule must cover every iteration (to train longer, '
                           'lengthen the last period too).')
+    if opt.get('model_type') in ('DeblurModel', 'SGENetModel'):
+        _check_deblur_model_training(train, where)
+
+
+def _check_deblur_model_training(train, where):
+    """What DeblurModel adds to SRModel's training options."""
+    import torch
+
+    from basicsr_sgenet.models.progressive_patches import ProgressivePatches
+    optimizer = (train.get('optim_g') or {}).get('type')
+    if optimizer is not None and not (isinstance(getattr(torch.optim, str(optimizer), None), type)):
+        raise OptionError(f'{where}: train.optim_g.type is {optimizer!r}, which is not a torch.optim optimizer '
+                          '(e.g. Adam, AdamW).')
+    clip = train.get('grad_clip_norm')
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or clip <= 0):
+        raise OptionError(f'{where}: train.grad_clip_norm must be a positive number (or left out), not {clip!r}.')
+    try:
+        ProgressivePatches.from_options(train)
+    except OptionError as err:
+        raise OptionError(f'{where}: {err}') from None
 
 
 def _check_precisions(opt, where):

@@ -67,12 +67,18 @@ def count_parameters(network):
     return sum(p.numel() for p in network.parameters())
 
 
-def _count_forward_flops(network, height, width, device):
-    x = torch.zeros(1, 3, height, width, device=device)
-    counter = FlopCounterMode(display=False)
+def forward_macs(network, height, width, device='meta'):
+    """``(total, per_module)`` MACs of one forward pass of a 1 x C x H x W input, where
+    ``per_module`` maps each module path (``stage1_encoder.levels.0``) to the MACs counted
+    inside it. Containers that are never called themselves (ModuleList) have no entry."""
+    x = torch.zeros(1, getattr(network, 'in_channels', 3), height, width, device=device)
+    counter = FlopCounterMode(display=False, depth=None)
     with counter, torch.no_grad():
         network(x)
-    return counter.get_total_flops()
+    root = type(network).__name__
+    per_module = {name[len(root) + 1:]: sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items()
+                  if name.startswith(root + '.')}
+    return counter.get_total_flops() // 2, per_module
 
 
 def build_on_meta(spec):
@@ -86,11 +92,11 @@ def build_on_meta(spec):
         return build_network(spec).eval().to('meta')
 
 
-def _meta_forward_flops(network, height, width):
-    """FLOPs of a forward pass on the meta device, or None if the forward needs real
+def _meta_forward_macs(network, height, width):
+    """MACs of a forward pass on the meta device, or None if the forward needs real
     tensor values (data-dependent control flow, ``.item()``)."""
     try:
-        return _count_forward_flops(network, height, width, 'meta')
+        return forward_macs(network, height, width, 'meta')[0]
     except Exception:  # noqa: BLE001  (any failure here means: count with real tensors instead)
         return None
 
@@ -101,11 +107,11 @@ def count_macs(spec, height, width, network=None):
     ``network``: an already built meta-device copy to reuse. ``how`` is 'meta' when no
     compute ran, 'cpu' when a real forward pass was needed.
     """
-    flops = _meta_forward_flops(build_on_meta(spec) if network is None else network, height, width)
-    if flops is not None:
-        return flops // 2, 'meta'
+    macs = _meta_forward_macs(build_on_meta(spec) if network is None else network, height, width)
+    if macs is not None:
+        return macs, 'meta'
     try:
-        return _count_forward_flops(build_network(spec).eval(), height, width, 'cpu') // 2, 'cpu'
+        return forward_macs(build_network(spec).eval(), height, width, 'cpu')[0], 'cpu'
     except RuntimeError as err:
         raise InferenceError(f'{spec.describe()} (from {spec.source}) cannot run on a 1x3x{height}x{width} input: '
                              f'{first_line(err)}') from None

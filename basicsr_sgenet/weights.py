@@ -47,10 +47,12 @@ def read_state_dict(path, param_key=None, prefer=None):
     """
     if not os.path.isfile(path):
         raise InferenceError(f'Weights file {path} does not exist')
-    if not zipfile.is_zipfile(path):
-        # torch.save has written zip archives since PyTorch 1.6.
-        raise InferenceError(f'Weights file {path} is not a PyTorch weights file or is truncated '
-                             '(torch.save writes a zip archive; this is not one)')
+    with open(path, 'rb') as f:
+        starts_like_zip = f.read(4) == b'PK\x03\x04'
+    if starts_like_zip and not zipfile.is_zipfile(path):
+        # torch.save has written zip archives since PyTorch 1.6; the archive's directory
+        # comes last, so a truncated file starts like one but has none.
+        raise InferenceError(f'Weights file {path} is truncated (a zip archive without its directory)')
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:

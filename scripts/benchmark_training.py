@@ -48,20 +48,17 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Optional
-
-import yaml
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)  # basicsr_sgenet, when run as a file from a checkout
 TRAIN_SCRIPT = os.path.join(REPO_ROOT, 'basicsr_sgenet', 'train.py')
+GOPRO_RECIPE = os.path.join(REPO_ROOT, 'options', 'train_SGENet_GoPro.yml')
 
-PAPER_CHANNELS = [96, 120, 144]
-AVG_TIMER_SEGMENT = 201  # basicsr.utils.AvgTimer(window=200) restarts its average after 201 records
+from basicsr_sgenet.archs.sgenet_arch import PAPER_CHANNELS  # noqa: E402
+from basicsr_sgenet.experiment_logs import parse_log_text, step_statistics  # noqa: E402
+
 COLUMNS = ['Config', 'Processes', 'Total batch', 'Step (ms)', 'it/s', 'Images/s', 'Data share (%)', 'Device']
-PROGRESS = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) INFO: \[.*?\]\[epoch:\s*\d+, iter:\s*([\d,]+), '
-                      r'.*time \(data\): ([\d.]+) \(([\d.]+)\)\]')
 
 
 # --------------------------------------------------------------------------- synthetic data
@@ -94,37 +91,16 @@ def write_synthetic_pairs(root, count, size, seed=0):
 
 
 def synthetic_options(data_root, channels, num_rdm):
-    """Training options for the synthetic pairs: the GoPro recipe's model, loss and
-    optimizer (options/train_SGENet_GoPro.yml) on BasicSR's PairedImageDataset."""
-    return {
+    """The GoPro recipe (options/train_SGENet_GoPro.yml: model, loss, optimizer, loader) on
+    the synthetic pairs, read from disk."""
+    from basicsr_sgenet.options import load_options
+    return load_options(GOPRO_RECIPE, {
         'name': 'synthetic',
-        'model_type': 'DeblurModel',
-        'scale': 1,
-        'num_gpu': 'auto',
-        'manual_seed': 10,
-        'datasets': {
-            'train': {
-                'name': 'synthetic_pairs', 'type': 'PairedImageDataset',
-                'dataroot_gt': os.path.join(data_root, 'sharp'), 'dataroot_lq': os.path.join(data_root, 'blur'),
-                'io_backend': {'type': 'disk'}, 'gt_size': 256, 'use_hflip': True, 'use_rot': False,
-                'num_worker_per_gpu': 2, 'batch_size_per_gpu': 4, 'dataset_enlarge_ratio': 1, 'prefetch_mode': None,
-            },
-        },
-        'network_g': {'type': 'SGENet', 'channels': list(channels), 'num_rdm': num_rdm},
-        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
-        'train': {
-            'ema_decay': 0,
-            'optim_g': {'type': 'Adam', 'lr': 2e-4, 'weight_decay': 0, 'betas': [0.9, 0.999]},
-            'scheduler': {'type': 'CosineAnnealingRestartLR', 'periods': [1000], 'restart_weights': [1],
-                          'eta_min': 1e-7},
-            'total_iter': 1000,
-            'warmup_iter': -1,
-            'pixel_opt': {'type': 'MultiScaleCharbonnierEdgeLoss', 'loss_weight': 1.0, 'edge_weight': 0.05,
-                          'eps': 1e-3},
-        },
-        'logger': {'print_freq': 100, 'save_checkpoint_freq': 1000, 'use_tb_logger': False,
-                   'wandb': {'project': None}},
-    }
+        'datasets': {'train': {'dataroot_gt': os.path.join(data_root, 'sharp'),
+                               'dataroot_lq': os.path.join(data_root, 'blur'), 'io_backend': {'type': 'disk'},
+                               'num_worker_per_gpu': 2}},
+        'network_g': {'channels': list(channels), 'num_rdm': num_rdm},
+    })
 
 
 # --------------------------------------------------------------------------- one run
@@ -172,6 +148,7 @@ def measuring_options(base, run, iters, cuda):
     opt['datasets'] = {'train': opt['datasets']['train']}  # no validation sets
     opt.pop('val', None)
     train_set = opt['datasets']['train']
+    train_set.pop('total_batch_size', None)  # the batch per process is what is measured
     train_set.update(gt_size=run.crop, num_worker_per_gpu=run.workers, batch_size_per_gpu=run.batch)
     opt['path'] = dict(opt.get('path') or {}, pretrain_network_g=None, resume_state=None)
     opt['train']['total_iter'] = iters
@@ -191,10 +168,8 @@ def launch_command(nproc, option_file):
 
 def run_training(run_dir, opt, nproc, threads, cuda, timeout):
     """Run the trainer in ``run_dir``; returns the text of its training log."""
-    os.makedirs(run_dir, exist_ok=True)
-    option_file = os.path.join(run_dir, 'options.yml')
-    with open(option_file, 'w') as f:
-        yaml.safe_dump(opt, f, sort_keys=False)
+    from basicsr_sgenet.options import write_option_file
+    option_file = write_option_file(os.path.join(run_dir, 'options.yml'), opt)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads),
                PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get('PYTHONPATH')])))
     if not cuda:
@@ -223,55 +198,6 @@ def run_training(run_dir, opt, nproc, threads, cuda, timeout):
         raise RuntimeError(f'the trainer wrote no training log (see {output_file})')
     with open(logs[-1], errors='replace') as f:
         return f.read()
-
-
-# --------------------------------------------------------------------------- log parsing
-
-def progress_records(log_text):
-    """[(timestamp in s, iteration, average step time, average data time)] from the log."""
-    records = []
-    for line in log_text.splitlines():
-        match = PROGRESS.match(line)
-        if match:
-            stamp = datetime.strptime(match.group(1), '%Y-%m-%d %H:%M:%S,%f').timestamp()
-            records.append((stamp, int(match.group(2).replace(',', '')), float(match.group(3)),
-                            float(match.group(4))))
-    return records
-
-
-def cumulative_totals(averages):
-    """Total seconds up to and including each iteration, from AvgTimer's running averages
-    (one per iteration, from the first): average x count, the count restarting every
-    201 iterations."""
-    totals, before_segment = [], 0.0
-    for index, average in enumerate(averages):
-        count = index % AVG_TIMER_SEGMENT + 1
-        if count == 1 and totals:
-            before_segment = totals[-1]
-        totals.append(before_segment + count * average)
-    return totals
-
-
-def step_statistics(log_text, warmup):
-    """(mean step s, mean data s, log-clock step s, measured iterations) after ``warmup``."""
-    records = progress_records(log_text)
-    iterations = [record[1] for record in records]
-    if iterations != list(range(1, len(records) + 1)):
-        raise RuntimeError('the log does not hold one progress line per iteration from iteration 1')
-    if len(records) <= max(warmup, 1):
-        raise RuntimeError(f'only {len(records)} iteration(s) logged, need more than --warmup {warmup}')
-    step_totals = cumulative_totals([record[2] for record in records])
-    data_totals = cumulative_totals([record[3] for record in records])
-    measured = len(records) - warmup
-    before = (lambda totals: totals[warmup - 1] if warmup else 0.0)
-    step = (step_totals[-1] - before(step_totals)) / measured
-    data = (data_totals[-1] - before(data_totals)) / measured
-    # Timestamps: between the log lines of iterations max(warmup, 1) and the last one.
-    first = max(warmup, 1) - 1
-    clock = (records[-1][0] - records[first][0]) / (len(records) - 1 - first)
-    if step <= 0:
-        raise RuntimeError('the logged step times are zero: too few iterations or a too coarse log')
-    return step, data, clock, measured
 
 
 # --------------------------------------------------------------------------- machine, table
@@ -357,8 +283,8 @@ def parse_args(argv=None):
 def base_options(args, workdir):
     """(options, label) for the runs: the option file's or the synthetic config's."""
     if args.opt:
-        with open(args.opt) as f:
-            opt = yaml.safe_load(f)
+        from basicsr_sgenet.options import read_option_file
+        opt = read_option_file(args.opt)
         network = opt['network_g']
         label = os.path.splitext(os.path.basename(args.opt))[0]
     else:
@@ -368,7 +294,7 @@ def base_options(args, workdir):
         print(f'writing {args.images} synthetic {args.image_size}x{args.image_size} pairs ...', file=sys.stderr)
         data_root = os.path.join(workdir, 'data')
         write_synthetic_pairs(data_root, args.images, args.image_size)
-        opt = synthetic_options(data_root, PAPER_CHANNELS, 2)
+        opt = synthetic_options(data_root, PAPER_CHANNELS, 2)  # the paper's network
         network = opt['network_g']
         label = 'synthetic'
     if args.width:
@@ -423,8 +349,8 @@ def main(argv=None):
                                         measuring_options(opt, run, args.iters, cuda), run.nproc, threads, cuda,
                                         args.timeout)
                 result.step_s, result.data_s, result.clock_step_s, result.measured = step_statistics(
-                    log_text, args.warmup)
-            except RuntimeError as err:
+                    parse_log_text(log_text), args.warmup)
+            except (RuntimeError, ValueError) as err:
                 result.error = str(err)
             result.load = f'{load_before} -> {load_average()}'
             print(f'    {"failed" if result.error else "done"} in {time.time() - started:.0f} s', file=sys.stderr)

@@ -30,11 +30,10 @@ from typing import Dict, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
 
-import yaml  # noqa: E402
-
 from basicsr_sgenet.experiment_logs import (  # noqa: E402
     ParsedLog, best_validations, find_logs, latest_validations, parse_log_file)
-from basicsr_sgenet.errors import InferenceError, first_line  # noqa: E402
+from basicsr_sgenet.errors import InferenceError, OptionError, first_line  # noqa: E402
+from basicsr_sgenet.options import read_option_file  # noqa: E402
 from basicsr_sgenet.inference.network import NetworkSpec, build_network, spec_from_option_file  # noqa: E402
 from basicsr_sgenet.plotting import labelled_scatter  # noqa: E402
 from basicsr_sgenet.inference.runtime import resolve_device  # noqa: E402
@@ -74,8 +73,10 @@ def load_experiment(path, root, pick, best_by):
         if option_file:
             spec = spec_from_option_file(option_file)
     elif os.path.isfile(path) and path.endswith(('.yml', '.yaml')):
-        with open(path) as f:
-            name = (yaml.safe_load(f) or {}).get('name')
+        try:
+            name = read_option_file(path).get('name')
+        except OptionError as err:
+            raise InferenceError(str(err)) from None
         if not name:
             raise InferenceError(f'Option file {path} has no "name"; cannot find its results')
         spec = spec_from_option_file(path)

@@ -10,19 +10,22 @@ Examples::
 
     python scripts/model_summary.py                      # paper configuration
     python scripts/model_summary.py --channels 32 48 64 --sizes 256x256
-    python scripts/model_summary.py --opt options/train/SGENet_GoPro.yml
+    python scripts/model_summary.py --opt options/train_SGENet_GoPro.yml
 """
 import argparse
+import os
 import sys
 
-import torch
-import yaml
-from torch.utils.flop_counter import FlopCounterMode
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository root
 
-import basicsr_sgenet  # noqa: F401  (compat fixes, registers SGENet)
-from basicsr.archs import build_network
-from basicsr_sgenet.errors import InferenceError
-from basicsr_sgenet.profiling import count_parameters, parse_size
+import torch  # noqa: E402
+
+import basicsr_sgenet  # noqa: E402,F401  (registers SGENet)
+from basicsr.archs import build_network  # noqa: E402
+from basicsr_sgenet.archs.sgenet_arch import PAPER_CHANNELS  # noqa: E402
+from basicsr_sgenet.errors import InferenceError, OptionError, exit_on_user_error  # noqa: E402
+from basicsr_sgenet.options import read_option_file  # noqa: E402
+from basicsr_sgenet.profiling import count_parameters, forward_macs, parse_size  # noqa: E402
 
 
 def size_argument(text):
@@ -37,7 +40,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--opt', help='BasicSR option file; its network_g is summarised (other flags ignored)')
     parser.add_argument('--in-channels', type=int, default=3)
-    parser.add_argument('--channels', type=int, nargs='+', default=[96, 120, 144], help='width per scale')
+    parser.add_argument('--channels', type=int, nargs='+', default=list(PAPER_CHANNELS), help='width per scale')
     parser.add_argument('--num-rdm', type=int, default=2, help='RDMs per level')
     parser.add_argument('--no-cem', action='store_true', help='plain skip fusion instead of CEM')
     parser.add_argument('--no-csam', action='store_true', help='plain cross-stage sum instead of CSAM')
@@ -50,10 +53,9 @@ def parse_args(argv=None):
 def network_options(args):
     """The network_g dict to build, from the option file or the flags."""
     if args.opt:
-        with open(args.opt) as f:
-            network = (yaml.safe_load(f) or {}).get('network_g')
+        network = read_option_file(args.opt).get('network_g')
         if not isinstance(network, dict) or network.get('type') != 'SGENet':
-            sys.exit(f'{args.opt}: network_g must be a mapping with type: SGENet')
+            raise OptionError(f'Option file {args.opt}: network_g must be a mapping with type: SGENet')
         return network
     return dict(type='SGENet', in_channels=args.in_channels, channels=args.channels, num_rdm=args.num_rdm,
                 use_cem=not args.no_cem, use_csam=not args.no_csam, csam_reduction=args.csam_reduction)
@@ -81,8 +83,8 @@ def block_groups(net):
     ]
 
 
-def spec_groups(net):
-    """The split SGENET_SPEC.md reports: RDMs, skip fusions (CEMs), cross-stage fusions
+def design_groups(net):
+    """The split docs/architecture.md reports: RDMs, skip fusions (CEMs), cross-stage fusions
     (CSAMs), and the rest."""
     fusion = type(net.stage1_decoder.fusions[0]).__name__
     cross_stage = type(net.stage2_encoder.cross_stage[0]).__name__
@@ -109,17 +111,6 @@ def macs_under(net, per_module, path):
     return sum(macs_under(net, per_module, f'{path}.{child}') for child, _ in net.get_submodule(path).named_children())
 
 
-def count_macs(net, size):
-    """MACs of one forward pass per module path, for a 1 x C x H x W input."""
-    image = torch.empty(1, net.in_channels, *size, device='meta')
-    with FlopCounterMode(display=False, depth=None) as counter, torch.no_grad():
-        net(image)
-    root = type(net).__name__
-    per_module = {name[len(root) + 1:]: sum(ops.values()) // 2 for name, ops in counter.get_flop_counts().items()
-                  if name.startswith(root + '.')}
-    return per_module, counter.get_total_flops() // 2
-
-
 def print_table(title, rows, net, macs_per_size, sizes):
     size_names = [f'{h}x{w}' for h, w in sizes]
     header = f'{title:<44}{"params (M)":>12}' + ''.join(f'{"GMAC @" + s:>20}' for s in size_names)
@@ -142,14 +133,14 @@ def print_table(title, rows, net, macs_per_size, sizes):
 
 def main(argv=None):
     args = parse_args(argv)
-    options = network_options(args)
+    options = exit_on_user_error(network_options, args)
     with torch.device('meta'):
         net = build_network(options)
     net.eval()
-    macs_per_size = [count_macs(net, size) for size in args.sizes]
+    macs_per_size = [forward_macs(net, *size)[::-1] for size in args.sizes]  # (per_module, total)
     print(f'network_g: {options}\n')
     print_table('block', block_groups(net), net, macs_per_size, args.sizes)
-    print_table('spec split', spec_groups(net), net, macs_per_size, args.sizes)
+    print_table("by block kind", design_groups(net), net, macs_per_size, args.sizes)
     for (height, width), (_, total) in zip(args.sizes, macs_per_size):
         print(f'{height}x{width}: {total / 1e12:.3f} TMAC ({2 * total / 1e12:.3f} TFLOP)')
 

@@ -38,6 +38,25 @@ def free_port():
 
 
 @pytest.fixture
+def fresh_basicsr_logger():
+    """BasicSR sets its root logger up once per process, with the log file of the first run:
+    let every in-process run of a test write its own log file."""
+    import logging
+
+    from basicsr.utils import logger as basicsr_logger
+
+    def reset():
+        basicsr_logger.initialized_logger.clear()
+        for handler in logging.getLogger('basicsr').handlers[:]:
+            logging.getLogger('basicsr').removeHandler(handler)
+            handler.close()
+
+    reset()
+    yield
+    reset()
+
+
+@pytest.fixture
 def native_bf16(monkeypatch):
     """Let bf16 run whatever the CPU: CPUs without native bf16 refuse it (far too slow
     there for real work), but the tiny tensors of these tests stay cheap."""

@@ -2,8 +2,8 @@
 of a narrow SGENet on generated pairs, through BasicSR's real trainer."""
 import os
 
+from basicsr_sgenet.experiment_logs import parse_log_text, step_statistics
 from conftest import REPO_ROOT, run_python
-from script_loader import load_script
 
 SCRIPT = os.path.join(REPO_ROOT, 'scripts', 'benchmark_training.py')
 EXPECTED_COLUMNS = ['Config', 'Processes', 'Total batch', 'Step (ms)', 'it/s', 'Images/s', 'Data share (%)', 'Device']
@@ -60,7 +60,7 @@ def test_per_iteration_times_come_back_from_basicsr_running_averages(monkeypatch
         data_timer.start()
         iter_timer.start()
 
-    step, data, clock_step, measured = load_script('benchmark_training').step_statistics('\n'.join(lines), warmup=5)
+    step, data, clock_step, measured = step_statistics(parse_log_text('\n'.join(lines)), warmup=5)
     assert measured == 445
     assert abs(step - sum(step_seconds[5:]) / 445) < 2e-3
     assert abs(data - 0.03) < 2e-3

@@ -12,7 +12,7 @@ from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro
 from conftest import REPO_ROOT
 from tiny_datasets import make_gopro_tree
 
-OPTION_FILES = ['train_SGENet_GoPro.yml', 'test_SGENet_GoPro.yml', 'test_SGENet_HIDE.yml']
+OPTION_FILES = sorted(name for name in os.listdir(os.path.join(REPO_ROOT, 'options')) if name.endswith('.yml'))
 GOPRO_TRAIN_PAIRS, PAPER_EPOCHS, PAPER_TOTAL_BATCH = 2103, 3000, 16
 
 
@@ -24,7 +24,9 @@ def load(name):
 @pytest.mark.parametrize('name', OPTION_FILES)
 def test_types_are_registered(name):
     _, opt = load(name)
-    assert opt['model_type'] in MODEL_REGISTRY
+    assert opt['model_type'] == 'DeblurModel' and opt['model_type'] in MODEL_REGISTRY
+    assert opt['name'] == name[len('train_'):-4] if name.startswith('train_') else opt['name'] == name[5:-4] + '_test'
+    assert opt['network_g']['type'] in name
     assert opt['scale'] == 1 and opt['num_gpu'] == 'auto'
     for dataset in opt['datasets'].values():
         assert dataset['type'] in DATASET_REGISTRY

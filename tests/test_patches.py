@@ -380,7 +380,8 @@ def test_auto_resume_removes_temporary_files_of_interrupted_saves(tmp_path, caps
     assert f'removed {leftover}' in capsys.readouterr().err
 
 
-def test_resuming_with_a_longer_schedule_continues_on_the_option_file_schedule(tmp_path, monkeypatch, capsys):
+def test_resuming_with_a_longer_schedule_continues_on_the_option_file_schedule(tmp_path, monkeypatch,
+                                                                              fresh_basicsr_logger):
     from tiny_experiment import training_options, write_options, write_pairs
     write_pairs(tmp_path / 'data', count=2, size=40)
     opt = training_options(tmp_path / 'data', 'extend', total_iter=2, checkpoint_every=2, validate=False)

@@ -1,7 +1,6 @@
 """SGENet architecture: registry, size, output contract, ablation switches, argument
 checks, and numerics under channels_last and bf16 autocast. Forward passes run at
 reduced width (channels 8, 12, 16) on inputs of at most 64x64."""
-import importlib.util
 import os
 
 import pytest
@@ -15,9 +14,9 @@ from basicsr_sgenet.archs.sgenet_arch import (OUTPUT_SCALE_FACTORS, PAPER_CHANNE
                                               output_scale_factors)
 from basicsr_sgenet.archs.sgenet_blocks import CEM, CSAM, RDM, CrossStageSum, PlainSkipFusion
 from basicsr_sgenet.profiling import count_parameters
+from conftest import REPO_ROOT, run_python
 
 SMALL = [8, 12, 16]
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def small_net(**options):
@@ -72,7 +71,7 @@ def test_default_parameter_count_matches_the_paper_and_the_spec_split():
     rdms = sum(count_parameters(m) for m in net.modules() if isinstance(m, RDM))
     cems = sum(count_parameters(m) for m in net.modules() if isinstance(m, CEM))
     csams = sum(count_parameters(m) for m in net.modules() if isinstance(m, CSAM))
-    # SGENET_SPEC.md: RDMs 15.97M, CEMs 2.94M, CSAMs 0.11M, the rest 0.24M.
+    # The reference design's split (docs/architecture.md): RDMs 15.97M, CEMs 2.94M, CSAMs 0.11M, rest 0.24M.
     assert round(rdms / 1e6, 2) == 15.97
     assert round(cems / 1e6, 2) == 2.94
     assert round(csams / 1e6, 2) == 0.11
@@ -256,16 +255,13 @@ def test_bf16_autocast_training_outputs_are_finite():
 # --- model summary script -----------------------------------------------------------
 
 
-def test_model_summary_counts_on_the_meta_device(capsys):
-    spec = importlib.util.spec_from_file_location('model_summary', os.path.join(REPO_ROOT, 'scripts',
-                                                                                 'model_summary.py'))
-    summary = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summary)
-    summary.main(['--channels', '8', '12', '16', '--sizes', '32x48', '7x9'])
-    printed = capsys.readouterr().out
-    assert 'warning' not in printed
-    assert '32x48:' in printed and '7x9:' in printed
-    assert f'{count_parameters(small_net()) / 1e6:.4f}' in printed
+def test_model_summary_counts_on_the_meta_device():
+    result = run_python([os.path.join(REPO_ROOT, 'scripts', 'model_summary.py'), '--channels', '8', '12', '16',
+                         '--sizes', '32x48', '7x9'])
+    assert result.returncode == 0, result.stderr
+    assert 'warning' not in result.stdout
+    assert '32x48:' in result.stdout and '7x9:' in result.stdout
+    assert f'{count_parameters(small_net()) / 1e6:.4f}' in result.stdout
 
 
 def test_traces_as_one_graph_for_torch_compile():
@@ -293,3 +289,38 @@ def test_cem_with_every_unit_switched_off_still_passes_features_and_gradient():
     assert features.abs().sum() > 0
     features.sum().backward()
     assert cem.merge.weight.grad.abs().sum() > 0
+
+
+def test_post_activation_cem_skip_dies_where_the_pre_activation_one_does_not():
+    """The same dead-unit set-up as above with the reference design's skip: the level
+    outputs exactly zero and gets no gradient, so training can never revive it."""
+    cem = CEM(channels=4, coarser_channels=None, image_channels=3, skip='post_activation')
+    with torch.no_grad():
+        cem.merge.weight.fill_(-0.1)
+    features, _ = cem(torch.rand(1, 4, 8, 8) + 0.1, torch.rand(1, 3, 8, 8))
+    assert torch.all(features == 0)
+    features.sum().backward()
+    assert cem.merge.weight.grad.abs().sum() == 0
+
+
+@pytest.mark.parametrize('cem_skip', ['pre_activation', 'post_activation'])
+def test_each_cem_skip_builds_and_trains(cem_skip):
+    torch.manual_seed(0)
+    net = build_network(dict(type='SGENet', channels=SMALL, num_rdm=1, cem_skip=cem_skip)).train()
+    assert all(cem.skip == cem_skip for cem in net.modules() if isinstance(cem, CEM))
+    sharp = F.interpolate(torch.rand(2, 3, 4, 4), size=(16, 16), mode='bicubic', align_corners=False)
+    blurred = F.avg_pool2d(F.pad(sharp, (1, 1, 1, 1), mode='replicate'), 3, stride=1)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        loss = F.l1_loss(net(blurred)['final'], sharp)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_unknown_cem_skip_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match='cem_skip must be one of pre_activation, post_activation'):
+        SGENet(channels=SMALL, cem_skip='after_relu')

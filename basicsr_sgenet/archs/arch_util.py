@@ -6,6 +6,13 @@ so callers (validation, the deblur CLI, tiling) never pad for it.
 import torch.nn.functional as F
 
 
+def check_input(arch_name, image, channels):
+    """ValueError, naming the arch, unless ``image`` is (N, channels, H, W) with H, W >= 1."""
+    if image.dim() != 4 or image.shape[1] != channels or image.shape[2] < 1 or image.shape[3] < 1:
+        raise ValueError(f'{arch_name} expects an input of shape (N, {channels}, H, W) with H, W >= 1, '
+                         f'got {tuple(image.shape)}')
+
+
 def pad_to_multiple(image, multiple):
     """Pad bottom and right to a multiple of ``multiple``, reflecting where the image is
     large enough (reflection needs pad < size) and replicating otherwise.

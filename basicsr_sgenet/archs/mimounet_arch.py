@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from basicsr_sgenet.archs.arch_util import crop_to_scale, pad_to_multiple
+from basicsr_sgenet.archs.arch_util import check_input, crop_to_scale, pad_to_multiple
 
 IMAGE_CHANNELS = 3
 OUTPUT_SCALE_FACTORS = {'final': 1, 'scale2': 2, 'scale3': 4}
@@ -169,13 +169,8 @@ class MIMOUNet(nn.Module):
         """Hook for MIMO-UNet+'s dropout on the AFF skips; MIMO-UNet keeps them."""
         return skip1, skip2
 
-    def _check_input(self, image):
-        if image.dim() != 4 or image.shape[1] != IMAGE_CHANNELS or image.shape[2] < 1 or image.shape[3] < 1:
-            raise ValueError(f'{type(self).__name__} expects an input of shape (N, {IMAGE_CHANNELS}, H, W) with '
-                             f'H, W >= 1, got {tuple(image.shape)}')
-
     def forward(self, image):
-        self._check_input(image)
+        check_input(type(self).__name__, image, IMAGE_CHANNELS)
         height, width = image.shape[-2:]
         x = pad_to_multiple(image, self.size_multiple)
         x_2 = half(x)

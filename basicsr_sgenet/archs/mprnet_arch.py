@@ -16,7 +16,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from basicsr_sgenet.archs.arch_util import crop_to_scale, pad_to_multiple
+from basicsr_sgenet.archs.arch_util import check_input, crop_to_scale, pad_to_multiple
 
 OUTPUT_SCALE_FACTORS = {'final': 1, 'stage2': 1, 'stage1': 1}
 
@@ -303,13 +303,8 @@ class MPRNet(nn.Module):
         self.concat23 = conv(2 * n_feat, orsnet_width, kernel_size, bias)
         self.tail = conv(orsnet_width, out_c, kernel_size, bias)
 
-    def _check_input(self, image):
-        if image.dim() != 4 or image.shape[1] != self.in_channels or image.shape[2] < 1 or image.shape[3] < 1:
-            raise ValueError(f'MPRNet expects an input of shape (N, {self.in_channels}, H, W) with H, W >= 1, '
-                             f'got {tuple(image.shape)}')
-
     def forward(self, image):
-        self._check_input(image)
+        check_input('MPRNet', image, self.in_channels)
         height, width = image.shape[-2:]
         full = pad_to_multiple(image, self.size_multiple)
         halves = split_rows(full)  # [top; bottom] in the batch dimension

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from basicsr_sgenet.archs.arch_util import crop_to_scale, pad_to_multiple
+from basicsr_sgenet.archs.arch_util import check_input, crop_to_scale, pad_to_multiple
 
 # TLC's averaging window is this many times the training crop (NAFNetLocal's base_size).
 TLC_WINDOW_RATIO = 1.5
@@ -231,9 +231,7 @@ class NAFNet(nn.Module):
             self.decoders.append(nafblocks(num_blocks, channels, windows[level]))
 
     def forward(self, image):
-        if image.dim() != 4 or image.shape[1] != self.img_channel or image.shape[2] < 1 or image.shape[3] < 1:
-            raise ValueError(f'NAFNet expects an input of shape (N, {self.img_channel}, H, W) with H, W >= 1, '
-                             f'got {tuple(image.shape)}')
+        check_input('NAFNet', image, self.img_channel)
         height, width = image.shape[-2:]
         padded = pad_to_multiple(image, self.size_multiple)
         x = self.intro(padded)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from basicsr_sgenet.archs.arch_util import crop_to_scale, pad_to_multiple
+from basicsr_sgenet.archs.arch_util import check_input, crop_to_scale, pad_to_multiple
 
 NUM_LEVELS = 4
 LAYER_NORM_TYPES = ('WithBias', 'BiasFree')
@@ -262,9 +262,7 @@ class Restormer(nn.Module):
         self.output = nn.Conv2d(level_channels[1], out_channels, 3, padding=1, bias=bias)
 
     def forward(self, image):
-        if image.dim() != 4 or image.shape[1] != self.inp_channels or image.shape[2] < 1 or image.shape[3] < 1:
-            raise ValueError(f'Restormer expects an input of shape (N, {self.inp_channels}, H, W) with H, W >= 1, '
-                             f'got {tuple(image.shape)}')
+        check_input('Restormer', image, self.inp_channels)
         height, width = image.shape[-2:]
         padded = pad_to_multiple(image, self.size_multiple)
 

@@ -1,6 +1,6 @@
 """SGENet: Spatially Guided Enhancement Network for dynamic-scene deblurring.
 
-Two U-Net stages (paper Fig. 1), following the reference design in ``SGENET_SPEC.md``::
+Two U-Net stages (paper Fig. 1)::
 
     B ──pad──> pyramid B_1 (full), B_2 (1/2), B_3 (1/4)       (2x2 average pooling)
     stage 1:  conv3(B) -> encoder [RDM x2, Down]* -> decoder [CEM, RDM x2]* (coarse to fine)
@@ -8,7 +8,8 @@ Two U-Net stages (paper Fig. 1), following the reference design in ``SGENET_SPEC
     stage 2:  conv3(cat[conv3(B), SAM features]) -> encoder [RDM x2, CSAM(E1, D1, .), Down]*
               -> decoder [CEM, RDM x2]* -> conv3(. -> 3) + B = final image
 
-The blocks live in ``sgenet_blocks.py``; this module composes them.
+The blocks live in ``sgenet_blocks.py``; this module composes them. How the paper was
+turned into this design, and each choice it leaves open: docs/architecture.md.
 """
 import functools
 from collections.abc import Sequence
@@ -18,9 +19,9 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-from basicsr_sgenet.archs.arch_util import crop_to_scale, pad_to_multiple
-from basicsr_sgenet.archs.sgenet_blocks import (CEM, CSAM, DEFAULT_RDM_DILATIONS, RDM, SAM, CrossStageSum, Down,
-                                                PlainSkipFusion, conv3x3)
+from basicsr_sgenet.archs.arch_util import check_input, crop_to_scale, pad_to_multiple
+from basicsr_sgenet.archs.sgenet_blocks import (CEM, CEM_SKIPS, CSAM, DEFAULT_RDM_DILATIONS, RDM, SAM,
+                                                CrossStageSum, Down, PlainSkipFusion, conv3x3)
 
 PAPER_CHANNELS = (96, 120, 144)
 
@@ -42,7 +43,7 @@ OUTPUT_SCALE_FACTORS = output_scale_factors()
 
 
 def average_pyramid(image, num_scales):
-    """[B_1, B_2, ...]: the image, then repeated 2x2 average pooling (spec: B_s)."""
+    """[B_1, B_2, ...]: the image, then repeated 2x2 average pooling (B_s, the blurred input at scale s)."""
     pyramid = [image]
     for _ in range(num_scales - 1):
         pyramid.append(F.avg_pool2d(pyramid[-1], 2))
@@ -88,11 +89,12 @@ class Decoder(nn.Module):
     ``images`` holds the CEM images I_s, or is empty without CEM.
     """
 
-    def __init__(self, channels, num_rdm, rdm_dilations, use_cem, image_channels):
+    def __init__(self, channels, num_rdm, rdm_dilations, use_cem, image_channels, cem_skip='pre_activation'):
         super().__init__()
         fusion = CEM if use_cem else PlainSkipFusion
         coarser = list(channels[1:]) + [None]
-        self.fusions = nn.ModuleList(fusion(c, coarse, image_channels) for c, coarse in zip(channels, coarser))
+        self.fusions = nn.ModuleList(
+            fusion(c, coarse, image_channels, cem_skip) for c, coarse in zip(channels, coarser))
         self.levels = nn.ModuleList(rdm_group(c, num_rdm, rdm_dilations) for c in channels)
 
     def forward(self, skips, blurred_pyramid):
@@ -114,7 +116,7 @@ def _is_sequence(value):
 
 
 def _check_arguments(in_channels, channels, num_rdm, rdm_dilations, use_cem, use_csam, csam_reduction,
-                     csam_project_stage1):
+                     csam_project_stage1, cem_skip):
     """Raise ValueError, naming the argument, for anything SGENet cannot be built from."""
     if not _is_int(in_channels) or in_channels < 1:
         raise ValueError(f'SGENet: in_channels must be a positive int, got {in_channels!r}')
@@ -131,6 +133,8 @@ def _check_arguments(in_channels, channels, num_rdm, rdm_dilations, use_cem, use
     for name, value in (('use_cem', use_cem), ('use_csam', use_csam), ('csam_project_stage1', csam_project_stage1)):
         if not isinstance(value, bool):
             raise ValueError(f'SGENet: {name} must be true or false, got {value!r}')
+    if cem_skip not in CEM_SKIPS:
+        raise ValueError(f'SGENet: cem_skip must be one of {", ".join(CEM_SKIPS)}, got {cem_skip!r}')
     if not _is_int(csam_reduction) or not 1 <= csam_reduction <= min(channels):
         raise ValueError(f'SGENet: csam_reduction must be an int between 1 and the smallest channel count '
                          f'({min(channels)}), got {csam_reduction!r}')
@@ -147,19 +151,22 @@ class SGENet(nn.Module):
         channels (list of int): width per scale, finest first; its length is the number
             of scales. Paper: 96, 120, 144 (3 scales).
         num_rdm (int): RDMs per level, in the encoder and again in the decoder, in both
-            stages. Paper: "2 RDMs at each scale" (spec, open choice 2).
+            stages. Paper: "2 RDMs at each scale".
         rdm_dilations (list of list of int): the RDM's recursive paths, one list of
-            3x3-conv dilations per path. Not given by the paper; spec default
-            ((2, 1), (3, 1)), DAVANet-style (open choice 1).
+            3x3-conv dilations per path. Not given by the paper; default ((2, 1), (3, 1)),
+            DAVANet-style.
         use_cem (bool): CEM on the decoder skips (default). False: the paper's "w/o CEM"
             ablation, a plain ``relu(conv3(cat[F_s, Up(F_prev)]))`` fusion with no
             per-scale images (the ``*_cem*`` outputs are then absent).
         use_csam (bool): CSAM to bring stage-1 features into stage 2 (default). False:
             MPRNet's plain summation ``E2 + conv1x1(E1) + conv1x1(D1)``.
-        csam_reduction (int): squeeze ratio of CSAM's channel descriptor. Spec default 8
-            (MIRNet's SKFF, open choice 8).
+        csam_reduction (int): squeeze ratio of CSAM's channel descriptor. Default 8, as in
+            MIRNet's selective-kernel fusion.
         csam_project_stage1 (bool): 1x1-project the stage-1 encoder and decoder features
-            before fusing them into stage 2 (CSAM or plain sum). Spec default True.
+            before fusing them into stage 2 (CSAM or plain sum). Default True.
+        cem_skip (str): CEM's additive skip, 'pre_activation' (default: the merge before
+            its ReLU, which cannot die) or 'post_activation' (after it, as the reference
+            design reads; can silently stop restoring, see docs/architecture.md).
 
     Input: ``(N, in_channels, H, W)``, any H and W >= 1. The input is padded at the
     bottom and right to a multiple of ``2 ** (num_scales - 1)`` (reflection, or
@@ -178,14 +185,15 @@ class SGENet(nn.Module):
     """
 
     def __init__(self, in_channels=3, channels=PAPER_CHANNELS, num_rdm=2, rdm_dilations=DEFAULT_RDM_DILATIONS,
-                 use_cem=True, use_csam=True, csam_reduction=8, csam_project_stage1=True, **unknown):
+                 use_cem=True, use_csam=True, csam_reduction=8, csam_project_stage1=True, cem_skip='pre_activation',
+                 **unknown):
         super().__init__()
         if unknown:
             raise ValueError(f'SGENet: unknown argument(s) {", ".join(sorted(unknown))}; valid arguments are '
                              'in_channels, channels, num_rdm, rdm_dilations, use_cem, use_csam, csam_reduction, '
-                             'csam_project_stage1')
+                             'csam_project_stage1, cem_skip')
         _check_arguments(in_channels, channels, num_rdm, rdm_dilations, use_cem, use_csam, csam_reduction,
-                         csam_project_stage1)
+                         csam_project_stage1, cem_skip)
         channels = tuple(channels)
         rdm_dilations = tuple(tuple(path) for path in rdm_dilations)
         width = channels[0]
@@ -201,12 +209,12 @@ class SGENet(nn.Module):
 
         self.stage1_shallow = conv3x3(in_channels, width)
         self.stage1_encoder = Encoder(channels, num_rdm, rdm_dilations)
-        self.stage1_decoder = Decoder(channels, num_rdm, rdm_dilations, use_cem, in_channels)
+        self.stage1_decoder = Decoder(channels, num_rdm, rdm_dilations, use_cem, in_channels, cem_skip)
         self.sam = SAM(width, in_channels)
         self.stage2_shallow = conv3x3(in_channels, width)
         self.stage2_merge = conv3x3(2 * width, width)
         self.stage2_encoder = Encoder(channels, num_rdm, rdm_dilations, cross_stage_fusion)
-        self.stage2_decoder = Decoder(channels, num_rdm, rdm_dilations, use_cem, in_channels)
+        self.stage2_decoder = Decoder(channels, num_rdm, rdm_dilations, use_cem, in_channels, cem_skip)
         self.output_conv = conv3x3(width, in_channels)
 
     @staticmethod
@@ -214,13 +222,8 @@ class SGENet(nn.Module):
         """Same as the module-level ``output_scale_factors``."""
         return output_scale_factors(num_scales, use_cem)
 
-    def _check_input(self, image):
-        if image.dim() != 4 or image.shape[1] != self.in_channels or image.shape[2] < 1 or image.shape[3] < 1:
-            raise ValueError(f'SGENet expects an input of shape (N, {self.in_channels}, H, W) with H, W >= 1, '
-                             f'got {tuple(image.shape)}')
-
     def forward(self, image):
-        self._check_input(image)
+        check_input('SGENet', image, self.in_channels)
         height, width = image.shape[-2:]
         blurred = pad_to_multiple(image, self.size_multiple)
         blurred_pyramid = average_pyramid(blurred, self.num_scales)

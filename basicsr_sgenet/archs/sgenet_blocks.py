@@ -1,8 +1,7 @@
 """The building blocks of SGENet, smallest first.
 
-Each block follows the reference design in ``SGENET_SPEC.md`` (the paper's formulas are
-garbled, so the spec fixes what the paper leaves open). All convolutions are bias-free
-and the activation is ReLU, as in the spec.
+The paper's formulas leave much open; docs/architecture.md says what each block does
+here and why. All convolutions are bias-free and the activation is ReLU.
 
     RDM          dilated residual module: the feature extractor at every U-Net level
     Down, Up     change of scale between U-Net levels
@@ -22,8 +21,12 @@ import torch.nn.functional as F
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
-# DAVANet-style dilations of the two recursive paths of an RDM (spec, open choice 1).
+# DAVANet-style dilations of the two recursive paths of an RDM (docs/architecture.md).
 DEFAULT_RDM_DILATIONS = ((2, 1), (3, 1))
+
+# CEM's additive skip: the merge before its ReLU (default) or after it (the reference
+# design's form, which can die; docs/architecture.md, "CEM's skip").
+CEM_SKIPS = ('pre_activation', 'post_activation')
 
 
 def conv3x3(in_channels, out_channels, dilation=1):
@@ -83,12 +86,8 @@ class RDM(nn.Module):
 
 
 class Down(nn.Module):
-    """Halve the resolution, then a 1x1 convolution to the next level's width.
-
-    The spec says bilinear x0.5; on even sizes (the network pads to make them even)
-    bilinear x0.5 without antialiasing samples exactly between four pixels, so it is
-    2x2 averaging, which is what runs here.
-    """
+    """Halve the resolution (2x2 averaging: the same as bilinear x0.5 on the even sizes the
+    network pads to), then a 1x1 convolution to the next level's width."""
 
     def __init__(self, in_channels, out_channels):
         super().__init__()
@@ -99,13 +98,9 @@ class Down(nn.Module):
 
 
 class Up(nn.Module):
-    """Bilinear x2 upsampling and a 1x1 convolution to the finer level's width.
-
-    The spec orders it upsample-then-conv. Both are linear and bias-free, and one mixes
-    channels per pixel while the other interpolates each channel, so they commute: the
-    convolution runs first, at the coarse resolution, which gives the same result for a
-    quarter of the multiply-adds and a smaller tensor to upsample.
-    """
+    """A 1x1 convolution to the finer level's width, then bilinear x2 upsampling: the same
+    as upsampling first (both linear and bias-free, so they commute) for a quarter of
+    the multiply-adds."""
 
     def __init__(self, in_channels, out_channels):
         super().__init__()
@@ -129,26 +124,27 @@ class CEM(nn.Module):
         R_s  = conv3(F_ms -> image);  I_s = B_s + R_s
         F_r  = conv3(R_s -> C)              residual features
         A    = sigmoid(conv3(I_s -> C))     attention from the predicted image
-        out  = A * conv3(cat[F_ms, F_r]) + M
+        out  = A * conv3(cat[F_ms, F_r]) + M          (skip 'pre_activation', default)
+        out  = A * conv3(cat[F_ms, F_r]) + F_ms       (skip 'post_activation')
 
-    The additive skip carries the pre-activation ``M``, as SAM adds its un-activated
-    input (the spec's open choice 4: "additive skip, as in SAM"). With ``+ F_ms`` instead,
-    a few large Adam steps can switch every unit of ``relu(M)`` off; all later convs are
-    bias-free, so the level then outputs exactly zero, gets no gradient, and never
-    recovers: SGENet silently returns its input (reproduced at width 32/40/48, lr 2e-3,
-    within 66-145 iterations; never with this skip, same parameter count).
+    The pre-activation skip keeps a level alive when every unit of ``relu(M)`` is off;
+    why that matters: docs/architecture.md, "CEM's skip".
 
     Args:
         channels (int): width C of this level (of ``F_s`` and of the output).
         coarser_channels (int | None): width of ``F_prev``; None for the coarsest level,
             which has no coarser input.
         image_channels (int): channels of the images ``B_s``, ``R_s``, ``I_s``.
+        skip (str): 'pre_activation' (``+ M``) or 'post_activation' (``+ F_ms``).
 
     ``forward(skip, blurred, coarser=None)`` returns ``(features, image)``.
     """
 
-    def __init__(self, channels, coarser_channels=None, image_channels=3):
+    def __init__(self, channels, coarser_channels=None, image_channels=3, skip='pre_activation'):
         super().__init__()
+        if skip not in CEM_SKIPS:
+            raise ValueError(f'CEM: skip must be one of {", ".join(CEM_SKIPS)}, got {skip!r}')
+        self.skip = skip
         self.up = None if coarser_channels is None else Up(coarser_channels, channels)
         merged_channels = channels if coarser_channels is None else 2 * channels
         self.merge = conv3x3(merged_channels, channels)
@@ -165,17 +161,18 @@ class CEM(nn.Module):
         image = blurred + residual
         attention = torch.sigmoid(self.image_attention(image))
         fused = self.fuse(torch.cat([features, self.residual_features(residual)], dim=1))
-        return attention * fused + merged, image
+        return attention * fused + (merged if self.skip == 'pre_activation' else features), image
 
 
 class PlainSkipFusion(nn.Module):
     """A CEM reduced to its first step, ``relu(conv3(cat[F_s, Up(F_prev)]))``: an
     ordinary U-Net skip fusion with no image prediction (the paper's "w/o CEM").
 
-    Same constructor and call as ``CEM``; ``forward`` returns ``(features, None)``.
+    Same constructor and call as ``CEM`` (``skip`` is ignored: there is no skip to place);
+    ``forward`` returns ``(features, None)``.
     """
 
-    def __init__(self, channels, coarser_channels=None, image_channels=3):
+    def __init__(self, channels, coarser_channels=None, image_channels=3, skip=None):
         super().__init__()
         self.up = None if coarser_channels is None else Up(coarser_channels, channels)
         merged_channels = channels if coarser_channels is None else 2 * channels
@@ -234,7 +231,7 @@ class CSAM(nn.Module):
 
     Args:
         channels (int): width C of all three inputs and of the output.
-        reduction (int): r, the squeeze ratio of the descriptor (spec: 8);
+        reduction (int): r, the squeeze ratio of the descriptor (default 8);
             the descriptor has ``channels // reduction`` (at least 1) channels.
         project_stage1 (bool): 1x1-project the two stage-1 inputs first.
 

@@ -1,5 +1,6 @@
-"""SGENet's training loss: Charbonnier plus a Laplacian edge term, summed over every
-supervised output image, each compared with the ground truth average-pooled to its scale.
+"""SGENet's (and MPRNet's) training loss: Charbonnier plus a Laplacian edge term, summed
+over every supervised output image, each compared with the ground truth average-pooled
+to its scale.
 
     L = loss_weight * sum_i w_i * [ Charbonnier(I_i, Y_i) + edge_weight * Edge(I_i, Y_i) ]
 
@@ -12,16 +13,14 @@ Registered as ``MultiScaleCharbonnierEdgeLoss`` (BasicSR already owns ``Charbonn
       edge_weight: 0.05
       strict: false          # true: only final, stage2_cem2, stage2_cem3 (Eq. 2 read literally)
       output_weights: ~      # e.g. {sam: 0.5, stage1_cem3: 0.25}; default 1.0 each
-"""
-from collections import OrderedDict
 
+It is also MPRNet's loss: Charbonnier + 0.05 edge on each of its three stage outputs.
+"""
 import torch
-from torch import nn
+from basicsr.utils.registry import LOSS_REGISTRY
 from torch.nn import functional as F
 
-from basicsr.utils.registry import LOSS_REGISTRY
-
-from basicsr_sgenet.archs.arch_util import FINAL_KEY
+from basicsr_sgenet.losses.multi_output import MultiOutputLoss
 
 # Eq. 2 of the paper sums over the three scales of the last stage only.
 STRICT_OUTPUT_KEYS = ('final', 'stage2_cem2', 'stage2_cem3')
@@ -37,8 +36,8 @@ def charbonnier(pred, target, eps):
 
 
 @LOSS_REGISTRY.register()
-class MultiScaleCharbonnierEdgeLoss(nn.Module):
-    """Charbonnier + edge loss over SGENet's (deeply) supervised outputs.
+class MultiScaleCharbonnierEdgeLoss(MultiOutputLoss):
+    """Charbonnier + edge loss over a network's (deeply) supervised outputs.
 
     Args:
         loss_weight (float): Multiplies the whole sum. Default: 1.0.
@@ -52,16 +51,11 @@ class MultiScaleCharbonnierEdgeLoss(nn.Module):
             A key that is not a supervised output is an error at the first forward.
         reduction (str): Only 'mean' (per-pixel average inside each term).
 
-    ``forward(pred, target)`` takes the network's output, either one image (N, C, H, W)
-    or a dict of images, and the full-resolution ground truth. An image at 1/f of the
-    ground truth's size (f a power of two, read from the shapes) is compared with
-    ``avg_pool2d(target, f)``. ``terms(pred, target)`` returns each output's weighted
-    contribution, for logging; ``forward`` is their sum.
+    Call and outputs: see ``MultiOutputLoss``; targets are ``avg_pool2d(target, f)``.
     """
 
     def __init__(self, loss_weight=1.0, eps=1e-3, edge_weight=0.05, strict=False, output_weights=None,
                  reduction='mean'):
-        super().__init__()
         if reduction != 'mean':
             raise ValueError(f'MultiScaleCharbonnierEdgeLoss: reduction must be "mean", got {reduction!r} '
                              '(each term is a per-pixel mean; other reductions are not defined for it).')
@@ -69,32 +63,17 @@ class MultiScaleCharbonnierEdgeLoss(nn.Module):
             raise ValueError(f'MultiScaleCharbonnierEdgeLoss: eps must be > 0, got {eps!r}.')
         if edge_weight < 0:
             raise ValueError(f'MultiScaleCharbonnierEdgeLoss: edge_weight must be >= 0, got {edge_weight!r}.')
-        self.loss_weight = float(loss_weight)
+        super().__init__(loss_weight, STRICT_OUTPUT_KEYS if strict else None, output_weights)
         self.eps = float(eps)
         self.edge_weight = float(edge_weight)
         self.strict = bool(strict)
-        self.output_weights = self._checked_output_weights(output_weights)
         # Kept in float64 and cast per call, so fp64 inputs get the exact taps. Non-persistent:
         # follows .to(device) but stays out of state_dicts and checkpoints.
         taps = torch.tensor(GAUSSIAN_TAPS, dtype=torch.float64)
         self.register_buffer('gaussian_kernel', torch.outer(taps, taps)[None, None], persistent=False)
 
-    @staticmethod
-    def _checked_output_weights(output_weights):
-        if output_weights is None:
-            return {}
-        if not isinstance(output_weights, dict):
-            raise ValueError('MultiScaleCharbonnierEdgeLoss: output_weights must be a mapping of output key to '
-                             f'weight, got {type(output_weights).__name__}.')
-        checked = {}
-        for key, weight in output_weights.items():
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-                raise ValueError(f'MultiScaleCharbonnierEdgeLoss: output_weights[{key!r}] must be a number >= 0, '
-                                 f'got {weight!r}.')
-            checked[str(key)] = float(weight)
-        return checked
-
-    # ----- the two per-image terms -------------------------------------------------
+    def selection_note(self):
+        return ', strict=True' if self.strict else ''
 
     def gaussian_blur(self, images):
         """Depthwise 5x5 Gaussian with replicate padding (same size out as in)."""
@@ -119,73 +98,3 @@ class MultiScaleCharbonnierEdgeLoss(nn.Module):
             loss = loss + self.edge_weight * charbonnier(self.laplacian_band(pred), self.laplacian_band(target),
                                                          self.eps)
         return loss
-
-    # ----- which outputs, at which scale ------------------------------------------
-
-    def supervised_outputs(self, pred):
-        """The (key, image) pairs this loss supervises, in the network's order."""
-        outputs = pred if isinstance(pred, dict) else {FINAL_KEY: pred}
-        for key, image in outputs.items():
-            if not torch.is_tensor(image):
-                raise ValueError(f'MultiScaleCharbonnierEdgeLoss: output {key!r} is a {type(image).__name__}, '
-                                 'expected an image tensor (N, C, H, W).')
-        if self.strict:
-            selected = [(key, outputs[key]) for key in outputs if key in STRICT_OUTPUT_KEYS]
-            if not selected:
-                raise ValueError(f'MultiScaleCharbonnierEdgeLoss: strict=True supervises {list(STRICT_OUTPUT_KEYS)}, '
-                                 f'but the network returned none of them (keys: {list(outputs)}).')
-        else:
-            selected = list(outputs.items())
-        unknown = sorted(set(self.output_weights) - {key for key, _ in selected})
-        if unknown:
-            raise ValueError(f'MultiScaleCharbonnierEdgeLoss: output_weights names {unknown}, which are not '
-                             f'supervised outputs (supervised: {[key for key, _ in selected]}'
-                             f'{", strict=True" if self.strict else ""}).')
-        return selected
-
-    @staticmethod
-    def scale_factor(key, image, target):
-        """How many times smaller than the ground truth ``image`` is, checked to be a power of two."""
-        if image.dim() != 4 or target.dim() != 4:
-            raise ValueError(f'MultiScaleCharbonnierEdgeLoss: output {key!r} {tuple(image.shape)} and ground truth '
-                             f'{tuple(target.shape)} must both be (N, C, H, W).')
-        if image.shape[:2] != target.shape[:2]:
-            raise ValueError(f'MultiScaleCharbonnierEdgeLoss: output {key!r} {tuple(image.shape)} does not match the '
-                             f'ground truth {tuple(target.shape)} in batch size or channels.')
-        height, width = image.shape[-2:]
-        gt_height, gt_width = target.shape[-2:]
-        # The power of two f with floor(gt / f) == output size, both ways: floor, because that
-        # is the size avg_pool2d (and a x0.5 resize) gives when gt is not a multiple of f.
-        # At most one f fits for sizes >= 1.
-        factor = 1
-        while gt_height // factor > height:
-            factor *= 2
-        if height < 1 or (gt_height // factor, gt_width // factor) != (height, width):
-            raise ValueError(f'MultiScaleCharbonnierEdgeLoss: output {key!r} is {height}x{width}, which is not the '
-                             f'ground truth {gt_height}x{gt_width} shrunk by a power of two in both directions.')
-        return factor
-
-    # ----- entry points -----------------------------------------------------------
-
-    def terms(self, pred, target):
-        """Each supervised output's weighted loss (``loss_weight`` included), by key."""
-        # Computed in at least fp32 and outside any autocast region: bf16/fp16 would round
-        # away the eps^2 = 1e-6 floor and the small Laplacian differences.
-        compute_dtype = torch.promote_types(target.dtype, torch.float32)
-        with torch.autocast(device_type=target.device.type, enabled=False):
-            target = target.to(compute_dtype)
-            targets_by_factor = {1: target}
-            losses = OrderedDict()
-            for key, image in self.supervised_outputs(pred):
-                factor = self.scale_factor(key, image, target)
-                if factor not in targets_by_factor:
-                    targets_by_factor[factor] = F.avg_pool2d(target, factor)
-                weight = self.loss_weight * self.output_weights.get(key, 1.0)
-                losses[key] = weight * self.image_loss(image.to(compute_dtype), targets_by_factor[factor])
-        return losses
-
-    def forward(self, pred, target, **kwargs):
-        """Total loss. ``kwargs`` (e.g. BasicSR's pixel ``weight``) are not supported."""
-        if kwargs.get('weight') is not None:
-            raise ValueError('MultiScaleCharbonnierEdgeLoss does not support element-wise weight.')
-        return sum(self.terms(pred, target).values())

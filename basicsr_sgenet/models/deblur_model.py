@@ -7,7 +7,9 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_sgenet.archs.arch_util import final_image
-from basicsr_sgenet.errors import NonFiniteLossError
+from basicsr_sgenet.errors import NonFiniteLossError, OptionError
+from basicsr_sgenet.models.lr_scheduler import CosineAnnealingRestartCyclicLR
+from basicsr_sgenet.models.progressive_patches import ProgressivePatches
 from basicsr_sgenet.precision import autocast, option_precision
 
 
@@ -31,8 +33,15 @@ class DeblurModel(SRModel):
     perceptual loss see only ``final``. Validation, image saving, metrics, EMA
     (``train.ema_decay``), checkpoints and resuming are SRModel's.
 
-    Extra options, all off by default:
+    Extra options, all off by default, for the peers' published recipes and beyond:
 
+    - ``train.optim_g.type``: any ``torch.optim`` optimizer (BasicSR: Adam only), e.g.
+      AdamW for NAFNet and Restormer.
+    - ``train.scheduler.type: CosineAnnealingRestartCyclicLR`` (Restormer's), besides
+      BasicSR's own.
+    - ``train.grad_clip_norm``: clip the gradients' total norm (NAFNet, Restormer: 0.01).
+    - ``train.progressive``: progressive patch sizes and batches (Restormer's; see
+      ``progressive_patches.py``).
     - ``train.mixed_precision: bf16 | fp16 | null``. bf16 runs the forward pass under
       ``torch.autocast`` (CPU and CUDA). fp16 adds a gradient scaler and needs CUDA.
       Losses are always computed in fp32. The scaler's state is not saved with the
@@ -49,12 +58,27 @@ class DeblurModel(SRModel):
     def __init__(self, opt):
         super().__init__(opt)
         if self.is_train:
+            self.grad_clip_norm = opt['train'].get('grad_clip_norm')
+            self.progressive = ProgressivePatches.from_options(opt['train'])
             self.train_precision = option_precision(opt, 'train', self.device)
             use_scaler = self.train_precision == 'fp16'
             self.grad_scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
             if self.train_precision != 'fp32':
                 get_root_logger().info(f'Mixed precision training: {self.train_precision}.')
         self.val_precision = option_precision(opt, 'val', self.device)
+
+    def get_optimizer(self, optim_type, params, lr, **kwargs):
+        optimizer_class = getattr(torch.optim, str(optim_type), None)
+        if not (isinstance(optimizer_class, type) and issubclass(optimizer_class, torch.optim.Optimizer)):
+            raise OptionError(f'train.optim_g.type is {optim_type!r}, which is not a torch.optim optimizer '
+                              '(e.g. Adam, AdamW).')
+        return optimizer_class(params, lr, **kwargs)
+
+    def setup_schedulers(self):
+        settings = dict(self.opt['train']['scheduler'])
+        if settings.pop('type', None) != 'CosineAnnealingRestartCyclicLR':
+            return super().setup_schedulers()
+        self.schedulers = [CosineAnnealingRestartCyclicLR(optimizer, **settings) for optimizer in self.optimizers]
 
     def compute_losses(self, output):
         """All loss terms for one training output, by log name; ``l_total`` is their sum."""
@@ -98,6 +122,8 @@ class DeblurModel(SRModel):
             'precision (train.mixed_precision: null) if mixed precision is on; resume from the last good checkpoint.')
 
     def optimize_parameters(self, current_iter):
+        if self.progressive is not None:
+            self.lq, self.gt = self.progressive.select(self.lq, self.gt, current_iter)
         self.optimizer_g.zero_grad()
         with autocast(self.device, self.train_precision):
             output = self.net_g(self.lq)
@@ -112,16 +138,23 @@ class DeblurModel(SRModel):
         if self.grad_scaler is not None:
             # The scaler skips the step itself when fp16 gradients overflow.
             self.grad_scaler.scale(l_total).backward()
+            self.grad_scaler.unscale_(self.optimizer_g)  # clip the true gradients, not the scaled ones
+            self._clip_gradients()
             self.grad_scaler.step(self.optimizer_g)
             self.grad_scaler.update()
         else:
             l_total.backward()
+            self._clip_gradients()
             self.optimizer_g.step()
 
         self.log_dict = self.reduce_loss_dict(losses)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
         self._warn_if_restoring_nothing(current_iter)
+
+    def _clip_gradients(self):
+        if self.grad_clip_norm:
+            torch.nn.utils.clip_grad_norm_(self.net_g.parameters(), self.grad_clip_norm)
 
     def _warn_if_restoring_nothing(self, current_iter):
         """At each logging iteration, warn if the restored image equals the input bit for
