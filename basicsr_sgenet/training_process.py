@@ -92,7 +92,7 @@ class TrainingOutputReader:
         record = RECORD.match(line)
         if record:
             self._finish_validation()
-            message = record.group(1)
+            message = record.group(record.lastindex)  # the text after "<time> INFO: "
             progress = parse_progress(message)
             if progress is not None:
                 self.iteration = progress.iteration

@@ -112,7 +112,7 @@ def describe_machine():
             cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
     except (OSError, StopIteration):
         pass
-    text = f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)'
+    text = f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} torch threads)'
     if torch.cuda.is_available():
         text += f', GPU {torch.cuda.get_device_name(0)}'
     return text
@@ -144,33 +144,39 @@ def psnr_metric(metric_names):
     return 'psnr' if 'psnr' in names else next((name for name in names if 'psnr' in name.lower()), names[0])
 
 
+def _signed(value):
+    return f'{value:+.2f}' if round(value, 2) != 0 else '0.00'
+
+
 def render_table(study, variants, results_by_variant, costs, reference, metric_names):
     """The markdown table: one row per variant, and the blurred input's scores."""
     from basicsr_sgenet.profiling import format_gmacs
 
     first = variants[0]
     plotted = psnr_metric(metric_names)
-    header = (['variant'] + [f'{name} (mean ± std)' for name in metric_names] + [f'Δ{plotted} vs {first}'] +
-              ['seeds', 'params', f'GMACs {study.macs_size[0]}x{study.macs_size[1]}', 'train time / run'])
+    header = (['variant'] + [f'{name} (mean ± std)' for name in metric_names] +
+              [f'Δ{plotted} vs blurred', f'Δ{plotted} vs {first}', 'seeds', 'params',
+               f'GMACs {study.macs_size[0]}x{study.macs_size[1]}', 'train time / run'])
     lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
     base_summary = summarize(results_by_variant.get(first, []), [plotted]).get(plotted)
     for variant in variants:
         results = results_by_variant.get(variant, [])
         params, macs = costs[variant]
         if not results:
-            cells = ['not run yet'] * len(metric_names) + ['', '0']
+            cells = ['not run yet'] * len(metric_names) + ['', '', '0']
         else:
             summary = summarize(results, metric_names)
             cells = [_cell(summary[name], _digits(name)) if name in summary else '' for name in metric_names]
-            delta = ''
-            if base_summary and plotted in summary and variant != first:
-                delta = f'{summary[plotted][0] - base_summary[0]:+.2f}'
-            cells += [delta, str(len(results))]
+            mean = summary[plotted][0] if plotted in summary else None
+            cells.append(_signed(mean - reference[plotted]) if mean is not None and plotted in reference else '')
+            cells.append(_signed(mean - base_summary[0]) if mean is not None and base_summary and variant != first
+                         else '')
+            cells.append(str(len(results)))
         seconds = [result['train_seconds'] for result in results]
         cells += [f'{params / 1e6:.3f}M', format_gmacs(macs), _clock(statistics.mean(seconds)) if seconds else '']
         lines.append('| ' + ' | '.join([variant] + cells) + ' |')
     blurred = [_format(reference[name], _digits(name)) if name in reference else '' for name in metric_names]
-    lines.append('| ' + ' | '.join(['(blurred input)'] + blurred + ['', '', '', '', '']) + ' |')
+    lines.append('| ' + ' | '.join(['(blurred input)'] + blurred + [''] * 6) + ' |')
     return '\n'.join(lines)
 
 
@@ -221,7 +227,7 @@ def write_report(study, output, runs, costs, reference, log=print):
     lines = [
         f'# Study {study.name}', '',
         study.description.strip(), '',
-        f'- study file: `{os.path.relpath(study.path)}`; base option file: `{os.path.relpath(study.base)}`',
+        f'- study file: `{os.path.relpath(study.path)}`',
         f'- budget: {study.budget.iters} iterations per run, validated every {study.budget.val_every}; '
         f'seeds {", ".join(map(str, study.seeds))}',
         f'- finished runs: {len(finished)} of {len(runs)}; training time {_clock(total_seconds)} in all '
@@ -231,10 +237,12 @@ def write_report(study, output, runs, costs, reference, log=print):
         render_table(study, variants, results_by_variant, costs, reference, metric_names), '',
         f'Metrics: the last validation of each run on the held-out set, mean ± sample std over seeds. '
         f'Δ{plotted}: difference of the means. MACs: one forward pass (torch\'s FLOP counter / 2).', '',
-        '| variant | overrides |', '|---|---|',
+        '| variant | what it is | base option file | overrides (after the study\'s own) |', '|---|---|---|---|',
     ]
     for variant in variants:
-        lines.append(f'| {variant} | `{overrides_summary(study.variant(variant).overrides)}` |')
+        spec = study.variant(variant)
+        lines.append(f'| {variant} | {spec.description} | `{os.path.relpath(spec.base or study.base)}` | '
+                     f'`{overrides_summary(spec.overrides)}` |')
     lines += ['', f'![validation {plotted}](val_psnr.png)', '']
     report_path = os.path.join(output, 'results.md')
     with open(report_path, 'w') as f:

@@ -102,6 +102,29 @@ def apply_overrides(opt, overrides):
     return opt
 
 
+def _stretched(lengths, total):
+    """Integer ``lengths`` scaled to add up to ``total`` (each at least 1; the last absorbs rounding)."""
+    scale = total / sum(lengths)
+    scaled = [max(1, round(length * scale)) for length in lengths[:-1]]
+    return scaled + [max(1, total - sum(scaled))]
+
+
+def stretch_schedule(train, iters):
+    """Set ``train.total_iter`` to ``iters`` and stretch the recipe's schedule to match,
+    keeping its shape: cosine periods, step milestones and progressive-patch stages
+    scale with the run's length."""
+    original = train.get('total_iter')
+    train['total_iter'] = iters
+    scheduler = train.get('scheduler') or {}
+    if scheduler.get('periods'):
+        scheduler['periods'] = _stretched(list(scheduler['periods']), iters)
+    if scheduler.get('milestones') and original:
+        scheduler['milestones'] = [max(1, round(m * iters / original)) for m in scheduler['milestones']]
+    progressive = train.get('progressive') or {}
+    if progressive.get('iters'):
+        progressive['iters'] = _stretched(list(progressive['iters']), iters)
+
+
 def run_options(study, variant, seed, dataset_root=None, start_dir=None):
     """The option dict of one run: base file, study overrides, variant overrides, then
     what the runner owns (name, seed, budget, data paths)."""
@@ -109,16 +132,13 @@ def run_options(study, variant, seed, dataset_root=None, start_dir=None):
 
     start_dir = start_dir or os.getcwd()
     try:
-        opt = apply_overrides(apply_overrides(read_option_file(study.base), study.overrides), variant.overrides)
+        opt = apply_overrides(apply_overrides(read_option_file(variant.base or study.base), study.overrides),
+                              variant.overrides)
     except OptionError as err:
         raise StudyError(f'Study file {study.path}: variant {variant.name}: {err}') from None
     opt = plain(opt)
     budget = study.budget
-    train = opt.setdefault('train', {})
-    train['total_iter'] = budget.iters
-    scheduler = train.get('scheduler') or {}
-    if scheduler.get('type', '').startswith('CosineAnnealingRestart'):
-        scheduler.update(periods=[budget.iters], restart_weights=[1])  # one period over the whole run
+    stretch_schedule(opt.setdefault('train', {}), budget.iters)
     opt['name'] = f'{study.name}_{variant.name}_s{seed}'
     opt['manual_seed'] = seed
     opt.setdefault('val', {})['val_freq'] = budget.val_every
@@ -162,7 +182,6 @@ class StudyRunner:
         self.log = log
         self.threads = threads
         self.variants = self._selected(variants)
-        self._study_started = None
 
     def _selected(self, names):
         if not names:
@@ -193,20 +212,20 @@ class StudyRunner:
         return paths.datasets
 
     def plan(self, dataset_root):
-        """Every run of the selected variants, options checked as a training run checks them."""
+        """Every run of the study (all variants: the report covers every variant run so far)."""
+        return [PlannedRun(variant.name, seed, os.path.join(self.output, 'runs', variant.name, f'seed{seed}'),
+                           run_options(self.study, variant, seed, dataset_root))
+                for variant in self.study.variants for seed in self.study.seeds]
+
+    def check(self, runs):
+        """Check each run's options as a training run checks them, before any training."""
         from basicsr_sgenet.options import check_options
 
-        runs = []
-        for variant in self.variants:
-            for seed in self.study.seeds:
-                opt = run_options(self.study, variant, seed, dataset_root)
-                try:
-                    check_options(opt, f'study {self.study.path}, variant {variant.name}', is_train=True)
-                except OptionError as err:
-                    raise StudyError(str(err)) from None
-                runs.append(PlannedRun(variant.name, seed, os.path.join(self.output, 'runs', variant.name,
-                                                                        f'seed{seed}'), opt))
-        return runs
+        for run in runs:
+            try:
+                check_options(run.options, f'study {self.study.path}, variant {run.variant}', is_train=True)
+            except OptionError as err:
+                raise StudyError(str(err)) from None
 
     def _write_options(self, run):
         """Write the run's option file; refuse if an earlier attempt used different options."""
@@ -239,21 +258,24 @@ class StudyRunner:
                  f'{self.study.budget.iters} iterations each, into {self.output}')
         dataset_root = self.prepare_data()
         runs = self.plan(dataset_root)
-        for run in runs:
+        selected_names = {variant.name for variant in self.variants}
+        selected = [run for run in runs if run.variant in selected_names]
+        self.check(selected)
+        for run in selected:
             self._write_options(run)
-        costs = network_costs(self.study, runs)
         reference = input_scores(runs[0].options, os.path.join(self.output, 'input_scores.json'))
-        pending = [run for run in runs if not run.finished]
-        for run in runs:
+        pending = [run for run in selected if not run.finished]
+        for run in selected:
             if run.finished:
                 self.log(f'[{run.label}] finished earlier: skipped')
-        self._study_started = time.time()
-        self._iterations_done = 0
         self._remaining_runs = len(pending)
         for index, run in enumerate(pending, 1):
             self._train(run, index, len(pending))
             self._remaining_runs -= 1
-        return write_report(self.study, self.output, runs, costs, reference, log=self.log)
+        reported_variants = selected_names | {run.variant for run in runs if run.finished}
+        reported = [run for run in runs if run.variant in reported_variants]
+        return write_report(self.study, self.output, reported, network_costs(self.study, reported), reference,
+                            log=self.log)
 
     def _train(self, run, index, count):
         from basicsr_sgenet.study.report import collect_result
@@ -277,9 +299,14 @@ class StudyRunner:
                 last_saved[0] = time.time()
             self.log(f'{prefix} {self._progress_text(progress, started)}')
 
+        reported = set()
+
         def on_validation(validation):
             metrics = '  '.join(f'{name} {value:.4g}' for name, value in validation.metrics.items())
-            self.log(f'{prefix} validation at iter {validation.iteration}: {metrics}')
+            # BasicSR validates once more after the last iteration; its log ties that to the last progress line.
+            where = 'after the last iteration' if validation.iteration in reported else f'at iter {validation.iteration}'
+            reported.add(validation.iteration)
+            self.log(f'{prefix} validation {where}: {metrics}')
 
         try:
             result = train_in_child('options.yml', run.directory, os.path.join(run.directory, 'console.log'),

@@ -3,7 +3,7 @@
 ::
 
     name: ablation_mini
-    base: ../train_SGENet_GoPro.yml      # relative to the study file
+    base: ../train_SGENet_GoPro.yml      # relative to the study file; a variant may name its own
     seeds: [0, 1, 2]
     budget: {iters: 1200, val_every: 200, print_every: 10}
     data:                                # optional: render a synthetic GoPro-style set
@@ -14,7 +14,7 @@
     variants:
       - name: full
       - name: no_cem
-        overrides: {network_g.use_cem: false}
+        overrides: {network_g.use_cem: false, val.metrics.ssim_matlab: ~}   # ~ removes a key
     quick:                               # optional: what --quick changes beyond its tiny set-up
       overrides: {network_g.channels: [8, 8, 8]}
 
@@ -38,6 +38,7 @@ class Variant:
     name: str
     overrides: dict = field(default_factory=dict)
     description: str = ''
+    base: Optional[str] = None  # its own base option file (peers: each model's recipe); None: the study's
 
 
 @dataclass(frozen=True)
@@ -169,14 +170,25 @@ def _read_variants(reader, value):
     for index, entry in enumerate(value):
         key = f'variants[{index}]'
         entry = reader.mapping(entry, key, optional=False)
-        reader.known_keys(entry, key, ('name', 'overrides', 'description'))
+        reader.known_keys(entry, key, ('name', 'base', 'overrides', 'description'))
         name = reader.name(entry.get('name'), f'{key}.name')
         if name in seen:
             reader.fail(f'{key}.name', f'repeats the variant name {name!r}')
         seen.add(name)
+        base = _read_base(reader, entry['base'], f'{key}.base') if 'base' in entry else None
         variants.append(Variant(name, reader.overrides(entry.get('overrides'), f'{key}.overrides'),
-                                str(entry.get('description') or '')))
+                                str(entry.get('description') or ''), base))
     return variants
+
+
+def _read_base(reader, value, key):
+    """An option file path, relative to the study file, that must exist."""
+    if not isinstance(value, str) or not value:
+        reader.fail(key, f'must be the path of an option file, got {value!r}')
+    path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(reader.path)), os.path.expanduser(value)))
+    if not os.path.isfile(path):
+        reader.fail(key, f'names {value}, which does not exist ({path}; relative to the study file)')
+    return path
 
 
 def _read_seeds(reader, value):
@@ -200,12 +212,7 @@ def read_study(path):
     for key in ('name', 'base', 'seeds', 'budget', 'variants'):
         if key not in raw:
             reader.fail(key, 'is missing')
-    base = raw['base']
-    if not isinstance(base, str) or not base:
-        reader.fail('base', f'must be the path of an option file, got {base!r}')
-    base = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(base)))
-    if not os.path.isfile(base):
-        reader.fail('base', f'names {raw["base"]}, which does not exist ({base}; relative to the study file)')
+    base = _read_base(reader, raw['base'], 'base')
     quick = reader.mapping(raw.get('quick'), 'quick')
     reader.known_keys(quick, 'quick', ('overrides',))
     macs_size = raw.get('macs_size', [256, 256])
@@ -221,4 +228,5 @@ def read_study(path):
 
 def overrides_summary(overrides: Dict[str, object]):
     """``key=value, ...`` for a table cell."""
-    return ', '.join(f'{key}={value}' for key, value in overrides.items()) or '(base)'
+    return ', '.join(f'{key}=' + ('(removed)' if value is None else str(value))
+                     for key, value in overrides.items()) or '(none)'
