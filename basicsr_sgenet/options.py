@@ -105,6 +105,15 @@ def with_overrides(opt, overrides):
     return result
 
 
+def apply_overrides(opt, overrides):
+    """``with_overrides``, except that a value of None (``~`` in YAML) removes the key:
+    a study can drop one of the base file's metrics, not only change it."""
+    opt = with_overrides(opt, {key: value for key, value in overrides.items() if value is not None})
+    for key in (key for key, value in overrides.items() if value is None):
+        remove_option(opt, key)
+    return opt
+
+
 def apply_force_yml(opt, entries):
     """BasicSR's ``--force_yml a:b=value`` entries, with BasicSR's own value parsing."""
     from basicsr.utils.options import _postprocess_yml_value

@@ -98,3 +98,26 @@ def validation_frequency(iterations, validations, print_freq):
     on an iteration that also prints progress (so logs tie the scores to an iteration)."""
     interval = max(1, math.ceil(iterations / max(validations, 1)))
     return max(print_freq, interval - interval % print_freq)
+
+
+def _stretched(lengths, total):
+    """Integer ``lengths`` scaled to add up to ``total`` (each at least 1; the last absorbs rounding)."""
+    scale = total / sum(lengths)
+    scaled = [max(1, round(length * scale)) for length in lengths[:-1]]
+    return scaled + [max(1, total - sum(scaled))]
+
+
+def stretch_schedule(train, iters):
+    """Set ``train.total_iter`` to ``iters`` and stretch the recipe's schedule to match,
+    keeping its shape: cosine periods, step milestones and progressive-patch stages
+    scale with the run's length."""
+    original = train.get('total_iter')
+    train['total_iter'] = iters
+    scheduler = train.get('scheduler') or {}
+    if scheduler.get('periods'):
+        scheduler['periods'] = _stretched(list(scheduler['periods']), iters)
+    if scheduler.get('milestones') and original:
+        scheduler['milestones'] = [max(1, round(m * iters / original)) for m in scheduler['milestones']]
+    progressive = train.get('progressive') or {}
+    if progressive.get('iters'):
+        progressive['iters'] = _stretched(list(progressive['iters']), iters)

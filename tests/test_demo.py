@@ -65,6 +65,7 @@ def test_bundled_photos_load_as_rgb_and_unknown_names_are_refused():
 def test_synthetic_tree_has_gopro_layout_is_reused_and_refuses_foreign_folders(tmp_path):
     root = tmp_path / 'GOPRO'
     assert write_synthetic_tree(str(root), TINY, seed=0)
+    assert (root / TREE_MARKER).is_file() and not (tmp_path / 'GOPRO.partial').exists()
     for split, photos, frames in (('train', TINY.train_photos, 2), ('test', TINY.test_photos, 1)):
         for photo in photos:
             for folder in ('blur', 'blur_gamma', 'sharp'):
@@ -78,6 +79,16 @@ def test_synthetic_tree_has_gopro_layout_is_reused_and_refuses_foreign_folders(t
     foreign.mkdir()
     with pytest.raises(PreparationError, match='not a synthetic GoPro tree'):
         write_synthetic_tree(str(foreign), TINY, seed=0)
+
+
+def test_an_older_demo_workspace_is_replaced(tmp_path):
+    from basicsr_sgenet.data.synthetic_gopro import LEGACY_MARKER
+    (tmp_path / 'tree' / 'train').mkdir(parents=True)
+    (tmp_path / 'tree' / LEGACY_MARKER).touch()
+    (tmp_path / 'datasets' / 'train').mkdir(parents=True)  # the older demo's LMDBs
+    build_synthetic_gopro(str(tmp_path / 'tree'), str(tmp_path / 'datasets'), TINY, SubimageGrid(32, 16),
+                          log=lambda *_: None)
+    assert (tmp_path / 'tree' / TREE_MARKER).is_file() and not (tmp_path / 'tree' / LEGACY_MARKER).exists()
 
 
 def test_synthetic_gopro_lmdbs_are_cut_like_gopro(tmp_path):

@@ -13,7 +13,8 @@ import yaml
 from basicsr_sgenet.errors import StudyError
 from basicsr_sgenet.study import read_study, run_options
 from basicsr_sgenet.study.report import render_table, summarize, write_report
-from basicsr_sgenet.study.runner import PlannedRun, stretch_schedule
+from basicsr_sgenet.study.runner import PlannedRun
+from basicsr_sgenet.training_budget import stretch_schedule
 from conftest import REPO_ROOT, python_env, run_python
 
 STUDY_SCRIPT = os.path.join(REPO_ROOT, 'scripts', 'study.py')
@@ -112,7 +113,8 @@ def test_bad_study_is_one_line_and_exit_status_2(tmp_path):
     assert result.stderr.strip() == (f"error: Study file {path}: seeds must be a non-empty list of integers >= 0, "
                                      "got 'all'.")
     missing = run_study(str(tmp_path / 'none.yml'))
-    assert missing.returncode == 2 and missing.stderr.strip() == f'error: Study file {tmp_path}/none.yml does not exist.'
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f'error: Study file {tmp_path}/none.yml does not exist.'
     broken = write_study(tmp_path / 'arch.yml', tiny_study(variants=[
         {'name': 'x', 'overrides': {'network_g.cem_skip': 'sideways'}}]))
     result = run_study(broken, '--out', str(tmp_path / 'out'))
@@ -212,7 +214,7 @@ def test_report_table_has_mean_and_std_over_seeds_costs_and_the_blurred_input(tm
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        assert not os.path.exists(plot)
+        assert not os.path.exists(plot)  # skipped with a message
     else:
         assert os.path.getsize(plot) > 1000
 
@@ -227,3 +229,51 @@ def test_table_marks_variants_without_results(tmp_path):
     table = render_table(study, ['full', 'no_csam'], {'full': [], 'no_csam': []},
                          {'full': (1, 1e9), 'no_csam': (1, 1e9)}, {'psnr': 28.0}, ['psnr'])
     assert '| full | not run yet |' in table
+
+
+# ----------------------------------------------------------------------------- the shipped studies
+
+SHIPPED = sorted(os.path.join(REPO_ROOT, 'options', 'studies', name)
+                 for name in os.listdir(os.path.join(REPO_ROOT, 'options', 'studies')))
+
+
+def variant_macs(study):
+    """{variant: MACs per 256x256} of a study's networks (meta device: no compute)."""
+    from basicsr_sgenet.inference.network import NetworkSpec
+    from basicsr_sgenet.profiling import count_macs
+
+    macs = {}
+    for variant in study.variants:
+        network = dict(run_options(study, variant, study.seeds[0], dataset_root='/data')['network_g'])
+        macs[variant.name] = count_macs(NetworkSpec(network.pop('type'), network), 256, 256)[0]
+    return macs
+
+
+@pytest.mark.parametrize('path', SHIPPED, ids=os.path.basename)
+def test_shipped_studies_read_and_every_variant_builds(path):
+    from basicsr_sgenet.options import _check_networks, _check_registered_types
+
+    study = read_study(path)
+    assert len(study.seeds) >= (3 if path.endswith('_mini.yml') else 1)
+    for variant in study.variants:
+        opt = run_options(study, variant, study.seeds[0], dataset_root='/data')
+        _check_networks(opt, variant.name)
+        _check_registered_types(opt, variant.name)
+
+
+@pytest.mark.parametrize('name', ['peers_mini.yml', 'peers_gopro.yml'])
+def test_peers_cost_the_same_within_10_percent(name):
+    macs = variant_macs(read_study(os.path.join(REPO_ROOT, 'options', 'studies', name)))
+    assert set(macs) == {'SGENet', 'MIMO-UNetPlus', 'MPRNet', 'NAFNet', 'Restormer'}
+    assert max(macs.values()) / min(macs.values()) <= 1.10, macs
+
+
+@pytest.mark.parametrize('name, variants', [('peers_mini.yml', []), ('ablation_mini.yml', ['no_cem', 'strict_loss'])])
+def test_shipped_mini_study_runs_in_quick_form(tmp_path, name, variants):
+    study_file = os.path.join(REPO_ROOT, 'options', 'studies', name)
+    args = ['--quick', '--out', str(tmp_path / 'out')] + (['--variants', *variants] if variants else [])
+    result = run_study(study_file, *args)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = (tmp_path / 'out' / 'results.md').read_text()
+    for variant in variants or ['SGENet', 'MIMO-UNetPlus', 'MPRNet', 'NAFNet', 'Restormer']:
+        assert f'| {variant} | ' in table

@@ -23,6 +23,7 @@ from basicsr_sgenet.data.synthetic_blur import ShakeSettings, synthesize_pair
 from basicsr_sgenet.errors import PreparationError
 
 TREE_MARKER = '.made_by_sgenet_synthetic_gopro'
+LEGACY_MARKER = '.made_by_sgenet_demo'  # the demo's trees before this module
 
 # Photos that load without a download, by name (scikit-image's function, or an alias).
 # Grey ones are repeated to three channels.
@@ -112,10 +113,11 @@ class SyntheticGoProSettings:
 
 
 def _made_from(root):
-    """The fingerprint a synthetic tree at ``root`` was made from; None if it is not one."""
+    """The fingerprint a synthetic tree at ``root`` was made from: '' for a tree an older
+    demo made (to be replaced), None if it is not a synthetic tree at all."""
     marker = os.path.join(root, TREE_MARKER)
     if not os.path.isfile(marker):
-        return None
+        return '' if os.path.isfile(os.path.join(root, LEGACY_MARKER)) else None
     with open(marker) as f:
         return f.read()
 
@@ -167,11 +169,13 @@ def build_synthetic_gopro(tree_root, dataset_root, settings, grid, seed=0, worke
     ``prepare_gopro`` cuts GoPro; both reused when already made from the same request."""
     from basicsr_sgenet.data.preparation import prepare_gopro
 
+    legacy = _made_from(tree_root) == ''  # an older demo's tree: its LMDBs are the demo's too
     rewritten = write_synthetic_tree(tree_root, settings, seed)
     datasets_marker = os.path.join(dataset_root, TREE_MARKER)
     request = json.dumps({'tree': settings.fingerprint(seed), 'grid': asdict(grid)}, sort_keys=True)
     if rewritten or _made_from(dataset_root) != request:
-        if os.path.exists(dataset_root) and _made_from(dataset_root) is None and os.listdir(dataset_root):
+        if (os.path.exists(dataset_root) and _made_from(dataset_root) is None and os.listdir(dataset_root)
+                and not legacy):
             raise PreparationError(f'{dataset_root} exists and was not made from a synthetic GoPro tree; choose '
                                    'another folder.')
         prepare_gopro(tree_root, dataset_root, grid=grid, workers=workers, overwrite=True, progress=False, log=log)

@@ -21,10 +21,10 @@ import os
 import time
 from dataclasses import dataclass, replace
 
-import yaml
-
 from basicsr_sgenet.errors import OptionError, PreparationError, StudyError
+from basicsr_sgenet.options import apply_overrides, read_option_file, write_option_file
 from basicsr_sgenet.study.spec import Budget, SyntheticData
+from basicsr_sgenet.training_budget import stretch_schedule
 
 QUICK_SYNTHETIC = dict(train_frames_per_photo=1, test_frames_per_photo=1, train_frame_size=(96, 128),
                        test_frame_size=(64, 96))
@@ -77,66 +77,20 @@ def quick_study(study):
                    overrides={**study.overrides, **QUICK_OVERRIDES, **study.quick_overrides})
 
 
-def plain(value):
-    """Nested OrderedDicts/tuples as dicts/lists, for yaml.safe_dump and JSON."""
-    if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    return value
-
-
 def _absolute(path, start):
     path = os.path.expanduser(str(path))
     return path if os.path.isabs(path) else os.path.normpath(os.path.join(start, path))
 
 
-def apply_overrides(opt, overrides):
-    """``with_overrides``, except that a value of None (``~`` in YAML) removes the key:
-    a study can drop one of the base file's metrics, not only change it."""
-    from basicsr_sgenet.options import remove_option, with_overrides
-
-    opt = with_overrides(opt, {key: value for key, value in overrides.items() if value is not None})
-    for key in (key for key, value in overrides.items() if value is None):
-        remove_option(opt, key)
-    return opt
-
-
-def _stretched(lengths, total):
-    """Integer ``lengths`` scaled to add up to ``total`` (each at least 1; the last absorbs rounding)."""
-    scale = total / sum(lengths)
-    scaled = [max(1, round(length * scale)) for length in lengths[:-1]]
-    return scaled + [max(1, total - sum(scaled))]
-
-
-def stretch_schedule(train, iters):
-    """Set ``train.total_iter`` to ``iters`` and stretch the recipe's schedule to match,
-    keeping its shape: cosine periods, step milestones and progressive-patch stages
-    scale with the run's length."""
-    original = train.get('total_iter')
-    train['total_iter'] = iters
-    scheduler = train.get('scheduler') or {}
-    if scheduler.get('periods'):
-        scheduler['periods'] = _stretched(list(scheduler['periods']), iters)
-    if scheduler.get('milestones') and original:
-        scheduler['milestones'] = [max(1, round(m * iters / original)) for m in scheduler['milestones']]
-    progressive = train.get('progressive') or {}
-    if progressive.get('iters'):
-        progressive['iters'] = _stretched(list(progressive['iters']), iters)
-
-
 def run_options(study, variant, seed, dataset_root=None, start_dir=None):
     """The option dict of one run: base file, study overrides, variant overrides, then
     what the runner owns (name, seed, budget, data paths)."""
-    from basicsr_sgenet.options import read_option_file
-
     start_dir = start_dir or os.getcwd()
     try:
         opt = apply_overrides(apply_overrides(read_option_file(variant.base or study.base), study.overrides),
                               variant.overrides)
     except OptionError as err:
         raise StudyError(f'Study file {study.path}: variant {variant.name}: {err}') from None
-    opt = plain(opt)
     budget = study.budget
     stretch_schedule(opt.setdefault('train', {}), budget.iters)
     opt['name'] = f'{study.name}_{variant.name}_s{seed}'
@@ -230,21 +184,16 @@ class StudyRunner:
     def _write_options(self, run):
         """Write the run's option file; refuse if an earlier attempt used different options."""
         path = os.path.join(run.directory, 'options.yml')
-        text = yaml.safe_dump(run.options, sort_keys=False)
         if os.path.isfile(path):
-            with open(path) as f:
-                body = ''.join(line for line in f if not line.startswith('#'))
-            if body != text:
+            if read_option_file(path) != json.loads(json.dumps(run.options)):  # as YAML reads it back
                 raise StudyError(f'{run.directory} was run with other options than {self.study.path} now gives '
                                  '(the study file or its base changed). Delete that folder to redo the run, or use '
                                  'another --out.')
             return path
-        os.makedirs(run.directory, exist_ok=True)
-        with open(path + '.tmp', 'w') as f:
-            f.write(OPTIONS_HEADER.format(study=self.study.path, variant=run.variant, seed=run.seed,
-                                          base=self.study.base, directory=run.directory))
-            f.write(text)
-        os.replace(path + '.tmp', path)
+        header = OPTIONS_HEADER.format(study=self.study.path, variant=run.variant, seed=run.seed,
+                                       base=self.study.variant(run.variant).base or self.study.base,
+                                       directory=run.directory)
+        os.replace(write_option_file(path + '.tmp', run.options, header), path)
         return path
 
     # ------------------------------------------------------------------ running
@@ -269,6 +218,7 @@ class StudyRunner:
             if run.finished:
                 self.log(f'[{run.label}] finished earlier: skipped')
         self._remaining_runs = len(pending)
+        self._run_seconds = []  # wall time of the runs trained by this invocation: the study's ETA
         for index, run in enumerate(pending, 1):
             self._train(run, index, len(pending))
             self._remaining_runs -= 1
@@ -304,7 +254,8 @@ class StudyRunner:
         def on_validation(validation):
             metrics = '  '.join(f'{name} {value:.4g}' for name, value in validation.metrics.items())
             # BasicSR validates once more after the last iteration; its log ties that to the last progress line.
-            where = 'after the last iteration' if validation.iteration in reported else f'at iter {validation.iteration}'
+            where = ('after the last iteration' if validation.iteration in reported
+                     else f'at iter {validation.iteration}')
             reported.add(validation.iteration)
             self.log(f'{prefix} validation {where}: {metrics}')
 
@@ -320,6 +271,8 @@ class StudyRunner:
             raise StudyError(f'run {run.label} failed (exit code {result.returncode}): '
                              f'{last[-1] if last else "no output"}. Full log: '
                              f'{os.path.join(run.directory, "console.log")}')
+        if state['attempts'] == 1:
+            self._run_seconds.append(time.time() - started)
         collected = collect_result(run, state['seconds'])
         _write_json(run.result_path, collected)
         final = '  '.join(f'{name} {value:.4g}' for name, value in collected['final'].items())
@@ -336,7 +289,9 @@ class StudyRunner:
         run_left = max(total - progress.iteration, 0) * per_iter
         text += f'  run ETA {_clock(run_left)}'
         if self._remaining_runs > 1:
-            study_left = run_left + (self._remaining_runs - 1) * total * per_iter
+            # After a whole run, its wall time (start-up and validations included) is the better guess.
+            per_run = sum(self._run_seconds) / len(self._run_seconds) if self._run_seconds else total * per_iter
+            study_left = run_left + (self._remaining_runs - 1) * per_run
             text += f'  study ETA {_clock(study_left)}'
         return text
 
