@@ -180,9 +180,10 @@ def render_table(study, variants, results_by_variant, costs, reference, metric_n
     return '\n'.join(lines)
 
 
-def plot_curves(variants, results_by_variant, metric, path, title):
+def plot_curves(variants, results_by_variant, metric, path, title, reference=None):
     """Validation ``metric`` against iterations: one line per variant (mean over seeds),
-    shaded between the lowest and highest seed. Skipped with a message without matplotlib."""
+    shaded between the lowest and highest seed, and ``reference`` (the blurred input's
+    score) as a dashed line. Skipped with a message without matplotlib."""
     try:
         import matplotlib
         matplotlib.use('Agg')
@@ -199,6 +200,8 @@ def plot_curves(variants, results_by_variant, metric, path, title):
         line, = ax.plot(iterations, means, marker='o', markersize=3, label=variant)
         ax.fill_between(iterations, [min(v) for v in points.values()], [max(v) for v in points.values()],
                         color=line.get_color(), alpha=0.15, linewidth=0)
+    if reference is not None:
+        ax.axhline(reference, color='grey', linestyle='--', linewidth=1, label='blurred input')
     ax.set_xlabel('iteration')
     ax.set_ylabel(f'validation {metric} (dB)' if 'psnr' in metric.lower() else f'validation {metric}')
     ax.set_title(title, fontsize=10)
@@ -254,7 +257,8 @@ def write_report(study, output, runs, costs, reference, log=print):
     log(f'wrote {report_path}')
     plot_path = os.path.join(output, 'val_psnr.png')
     log(plot_curves(variants, results_by_variant, plotted, plot_path,
-                    f'{study.name}: validation {plotted} (mean over seeds, band: min-max)'))
+                    f'{study.name}: validation {plotted} (mean over seeds, band: min-max)',
+                    reference=reference.get(plotted)))
     return report_path, plot_path
 
 
