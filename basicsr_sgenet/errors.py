@@ -56,6 +56,10 @@ class StudyError(UserError, RuntimeError):
     """A study file, or a run of a study, that cannot be used or failed."""
 
 
+class DemoError(UserError, RuntimeError):
+    """A stage of the demo that failed; the message says which and where its log is."""
+
+
 def first_line(error):
     """The first line of an exception's message (torch errors can run to pages)."""
     lines = str(error).strip().splitlines()

@@ -70,6 +70,18 @@ def set_option(opt, key, value, separator='.'):
     node[last] = value
 
 
+def remove_option(opt, key):
+    """Delete the dotted ``key`` from ``opt`` if present (e.g. one of a base file's
+    ``val.metrics``, which an override can only change, not remove)."""
+    *parents, last = key.split('.')
+    node = opt
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(last, None)
+    return opt
+
+
 def with_overrides(opt, overrides):
     """A deep copy of ``opt`` with ``overrides`` applied: a mapping whose keys may be dotted
     (``network_g.channels``) and whose mapping values merge into existing mappings."""
@@ -91,6 +103,15 @@ def with_overrides(opt, overrides):
     for key, value in (overrides or {}).items():
         merge(str(key), value)
     return result
+
+
+def apply_overrides(opt, overrides):
+    """``with_overrides``, except that a value of None (``~`` in YAML) removes the key:
+    a study can drop one of the base file's metrics, not only change it."""
+    opt = with_overrides(opt, {key: value for key, value in overrides.items() if value is not None})
+    for key in (key for key, value in overrides.items() if value is None):
+        remove_option(opt, key)
+    return opt
 
 
 def apply_force_yml(opt, entries):

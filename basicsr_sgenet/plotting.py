@@ -1,4 +1,5 @@
-"""The labelled scatter plot that benchmark.py and compare.py draw. matplotlib is
+"""The labelled scatter plot that benchmark.py and compare.py draw, and the image panels
+the demo writes (blurred | restored | sharp, with a zoom). matplotlib is
 optional: without it the plot is skipped with a message saying how to get it."""
 
 
@@ -24,3 +25,56 @@ def labelled_scatter(points, path, xlabel, ylabel, log_y=False):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return f'wrote {path}'
+
+
+# ----------------------------------------------------------------------------- image panels
+
+CAPTION_BAR = 24
+PANEL_GAP = 6
+
+
+def most_blurred_window(blurred, sharp, height, width):
+    """(top, left) of the ``height x width`` window where ``blurred`` differs most from
+    ``sharp``: where the blur is easiest to see, so a zoom shows what deblurring did."""
+    import numpy as np
+    error = np.abs(blurred.astype(np.float32) - sharp.astype(np.float32)).sum(axis=2)
+    # Window sums for every position at once, from the summed-area table.
+    table = np.pad(error, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    sums = table[height:, width:] - table[:-height, width:] - table[height:, :-width] + table[:-height, :-width]
+    top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(top), int(left)
+
+
+def comparison_panel(images, captions, zoom_window=None, zoom=3):
+    """Images (RGB uint8, one size) side by side with a caption above each; with
+    ``zoom_window`` (top, left, height, width) a second row shows that window of each,
+    enlarged ``zoom`` times with square pixels, and a box marks it in the first row.
+    Returns a BGR image for ``cv2.imwrite``."""
+    import cv2
+    import numpy as np
+
+    image_height, image_width = images[0].shape[:2]
+    columns = []
+    for image, caption in zip(images, captions):
+        shown = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        parts = []
+        if zoom_window is not None:
+            top, left, height, width = zoom_window
+            crop = shown[top:top + height, left:left + width]
+            enlarged = cv2.resize(crop, (width * zoom, height * zoom), interpolation=cv2.INTER_NEAREST)
+            shown = shown.copy()
+            cv2.rectangle(shown, (left, top), (left + width - 1, top + height - 1), (0, 255, 255), 1)
+            canvas = np.full((height * zoom, max(image_width, width * zoom), 3), 255, np.uint8)
+            canvas[:, :width * zoom] = enlarged
+            parts = [np.full((PANEL_GAP, canvas.shape[1], 3), 255, np.uint8), canvas]
+        column_width = max(shown.shape[1], *(part.shape[1] for part in parts)) if parts else shown.shape[1]
+        header = np.full((CAPTION_BAR, column_width, 3), 255, np.uint8)
+        cv2.putText(header, caption, (4, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+        top_row = np.full((image_height, column_width, 3), 255, np.uint8)
+        top_row[:, :image_width] = shown
+        columns.append(np.vstack([header, top_row, *parts]))
+    height = max(column.shape[0] for column in columns)
+    gap = np.full((height, PANEL_GAP, 3), 255, np.uint8)
+    padded = [np.vstack([column, np.full((height - column.shape[0], column.shape[1], 3), 255, np.uint8)])
+              for column in columns]
+    return np.hstack([item for column in padded for item in (column, gap)][:-1])

@@ -1,0 +1,123 @@
+"""Fitting a training run into a wall-clock budget.
+
+The same option file costs 0.2 s per iteration on one CPU and 1 s on another, so a fixed
+iteration count cannot keep a time promise. Instead: build the run's model and data the
+way BasicSR's trainer does, time a few real optimisation steps (after an untimed first
+one, which pays for memory allocation), and choose the iteration count that fits. The
+schedule (warm-up, cosine) then spans exactly the iterations that will run.
+"""
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """What one calibration measured."""
+    seconds_per_iter: float
+    seconds_per_validation: float  # one pass over the validation set, metrics included
+    setup_seconds: float           # building the model and datasets: paid again by the trainer
+
+
+def _prepared(opt):
+    """``opt`` completed the way BasicSR's ``parse_options`` completes it for one process."""
+    import torch
+    from basicsr_sgenet.patches import split_total_batch_size
+
+    opt = copy.deepcopy(opt)
+    opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)
+    if opt.get('num_gpu', 'auto') == 'auto':
+        opt['num_gpu'] = torch.cuda.device_count()
+    for phase, dataset in opt['datasets'].items():
+        dataset['phase'] = phase.split('_')[0]
+        dataset['scale'] = opt.get('scale', 1)
+    split_total_batch_size(opt)
+    return opt
+
+
+def measure_step_timing(opt, steps=3):
+    """Time ``steps`` training iterations of ``opt`` (a complete training option dict)
+    and one validation pass. Runs in this process; prints nothing."""
+    import logging
+
+    import torch
+    from basicsr.data import build_dataset
+    from basicsr.models import build_model
+    from basicsr.utils import get_root_logger
+
+    get_root_logger(log_level=logging.ERROR)  # BasicSR's model build would print the network
+    started = time.perf_counter()
+    opt = _prepared(opt)
+    train_set = build_dataset(opt['datasets']['train'])
+    val_phase = next(phase for phase in opt['datasets'] if phase.startswith('val'))
+    val_set = build_dataset(opt['datasets'][val_phase])
+    model = build_model(opt)
+    batch_size = opt['datasets']['train']['batch_size_per_gpu']
+    generator = torch.Generator().manual_seed(0)
+
+    def train_step(iteration):
+        indices = torch.randint(len(train_set), (batch_size,), generator=generator).tolist()
+        model.feed_data(torch.utils.data.default_collate([train_set[i] for i in indices]))
+        model.optimize_parameters(iteration)
+
+    train_step(1)  # untimed: first-call allocation
+    setup_seconds = time.perf_counter() - started
+    timed = time.perf_counter()
+    for iteration in range(2, steps + 2):
+        train_step(iteration)
+    seconds_per_iter = (time.perf_counter() - timed) / steps
+
+    timed = time.perf_counter()
+    model.net_g.eval()
+    with torch.no_grad():
+        for index in range(len(val_set)):
+            model.feed_data({key: value[None] if torch.is_tensor(value) else value
+                             for key, value in val_set[index].items()})
+            model.test()
+    seconds_per_validation = (time.perf_counter() - timed) * 1.2  # + metrics and logging
+    return StepTiming(seconds_per_iter, seconds_per_validation, setup_seconds)
+
+
+def iterations_for_budget(budget_seconds, timing, validations, minimum=10, maximum=None):
+    """Iterations that fit ``budget_seconds`` of training: what is left after the
+    trainer's own set-up and ``validations`` passes over the validation set, divided by
+    the time per iteration; at least ``minimum`` (a run must train), at most ``maximum``."""
+    spare = budget_seconds - timing.setup_seconds - validations * timing.seconds_per_validation
+    iterations = max(minimum, int(spare / timing.seconds_per_iter))
+    return iterations if maximum is None else min(iterations, maximum)
+
+
+def print_frequency(seconds_per_iter, every_seconds=3.0):
+    """Iterations between progress lines so that one comes about every ``every_seconds``."""
+    return max(1, int(every_seconds / seconds_per_iter))
+
+
+def validation_frequency(iterations, validations, print_freq):
+    """Iterations between validations: ``validations`` passes spread over the run, each
+    on an iteration that also prints progress (so logs tie the scores to an iteration)."""
+    interval = max(1, math.ceil(iterations / max(validations, 1)))
+    return max(print_freq, interval - interval % print_freq)
+
+
+def _stretched(lengths, total):
+    """Integer ``lengths`` scaled to add up to ``total`` (each at least 1; the last absorbs rounding)."""
+    scale = total / sum(lengths)
+    scaled = [max(1, round(length * scale)) for length in lengths[:-1]]
+    return scaled + [max(1, total - sum(scaled))]
+
+
+def stretch_schedule(train, iters):
+    """Set ``train.total_iter`` to ``iters`` and stretch the recipe's schedule to match,
+    keeping its shape: cosine periods, step milestones and progressive-patch stages
+    scale with the run's length."""
+    original = train.get('total_iter')
+    train['total_iter'] = iters
+    scheduler = train.get('scheduler') or {}
+    if scheduler.get('periods'):
+        scheduler['periods'] = _stretched(list(scheduler['periods']), iters)
+    if scheduler.get('milestones') and original:
+        scheduler['milestones'] = [max(1, round(m * iters / original)) for m in scheduler['milestones']]
+    progressive = train.get('progressive') or {}
+    if progressive.get('iters'):
+        progressive['iters'] = _stretched(list(progressive['iters']), iters)
