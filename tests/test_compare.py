@@ -1,10 +1,8 @@
-"""scripts/compare.py and the BasicSR log parser on synthetic log files."""
+"""basicsr_sgenet/compare.py (scripts/compare.py) and the BasicSR log parser on synthetic log files."""
 import pytest
-from script_loader import load_script
 
+from basicsr_sgenet import compare
 from basicsr_sgenet.experiment_logs import parse_log_text
-
-compare = load_script('compare')
 
 OPTIONS_DUMP = """2024-05-01 10:30:00,002 INFO: 
   name: {name}
