@@ -29,7 +29,6 @@ summarised under the table.
 """
 import argparse
 import os
-import platform
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -46,8 +45,8 @@ from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, ti
 from basicsr_sgenet.plotting import labelled_scatter
 from basicsr_sgenet.precision import PRECISIONS, cpu_capability
 from basicsr_sgenet.profiling import (BACKENDS, ONNX_BACKENDS, build_on_meta, configuration_problem, count_macs,
-                                      count_parameters, format_gmacs, interleaved_timings, parse_size,
-                                      prepare_runner)
+                                      count_parameters, cpu_model_name, format_gmacs, interleaved_timings,
+                                      parse_size, prepare_runner)
 
 # BasicSR archs that restore at 1x (same size in and out), for a same-machine comparison.
 # None of them is a deblurring network; they are what BasicSR itself ships.
@@ -153,13 +152,7 @@ def collect_specs(args):
 
 
 def machine_description(device):
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    text = (f'CPU: {cpu}, {os.cpu_count()} logical cores, {cpu_capability()}; torch {torch.__version__}, '
+    text = (f'CPU: {cpu_model_name()}, {os.cpu_count()} logical cores, {cpu_capability()}; torch {torch.__version__}, '
             f'{torch.get_num_threads()} threads')
     if hasattr(os, 'getloadavg'):
         # Latency on a shared machine depends on what else runs: say how busy it was.

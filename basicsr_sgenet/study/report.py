@@ -4,11 +4,11 @@ one markdown table and one plot of validation PSNR against iterations."""
 import datetime
 import json
 import os
-import platform
 import statistics
 from collections import OrderedDict
 
 from basicsr_sgenet.errors import StudyError
+from basicsr_sgenet.study.json_files import read_json, write_json
 
 
 # ----------------------------------------------------------------------------- per run
@@ -58,7 +58,7 @@ def network_costs(study, runs):
 def input_scores(options, cache_path):
     """The validation metrics of the blurred input against the ground truth: the score of
     doing nothing, which every variant must beat. Cached: the validation set is fixed."""
-    cached = _load(cache_path)
+    cached = read_json(cache_path)
     val_options = next(dataset for phase, dataset in options['datasets'].items() if phase.startswith('val'))
     key = json.dumps({'gt': val_options.get('dataroot_gt'), 'lq': val_options.get('dataroot_lq'),
                       'metrics': options['val']['metrics']}, sort_keys=True, default=str)
@@ -76,7 +76,7 @@ def input_scores(options, cache_path):
         for name, metric in options['val']['metrics'].items():
             sums[name] += float(calculate_metric(data, dict(metric)))
     scores = {name: value / len(dataset) for name, value in sums.items()}
-    _save(cache_path, {'key': key, 'scores': scores})
+    write_json(cache_path, {'key': key, 'scores': scores})
     return scores
 
 
@@ -106,13 +106,9 @@ def curves(results, metric):
 def describe_machine():
     """One line: CPU model and cores (and GPU if any), torch threads and version."""
     import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    text = f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} torch threads)'
+
+    from basicsr_sgenet.profiling import cpu_model_name
+    text = f'{cpu_model_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} torch threads)'
     if torch.cuda.is_available():
         text += f', GPU {torch.cuda.get_device_name(0)}'
     return text
@@ -220,7 +216,7 @@ def write_report(study, output, runs, costs, reference, log=print):
     variants = list(OrderedDict.fromkeys(run.variant for run in runs))
     results_by_variant = OrderedDict((variant, []) for variant in variants)
     for run in runs:
-        result = _load(run.result_path)
+        result = read_json(run.result_path)
         if result is not None:
             results_by_variant[run.variant].append(result)
     metric_names = list(runs[0].options['val']['metrics'])
@@ -250,7 +246,7 @@ def write_report(study, output, runs, costs, reference, log=print):
     report_path = os.path.join(output, 'results.md')
     with open(report_path, 'w') as f:
         f.write('\n'.join(line for line in lines) + '\n')
-    _save(os.path.join(output, 'results.json'), {
+    write_json(os.path.join(output, 'results.json'), {
         'study': study.name, 'machine': describe_machine(), 'budget': vars(study.budget), 'input': reference,
         'costs': {variant: {'params': params, 'macs': macs} for variant, (params, macs) in costs.items()},
         'runs': finished})
@@ -260,17 +256,3 @@ def write_report(study, output, runs, costs, reference, log=print):
                     f'{study.name}: validation {plotted} (mean over seeds, band: min-max)',
                     reference=reference.get(plotted)))
     return report_path, plot_path
-
-
-def _load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _save(path, value):
-    with open(path + '.tmp', 'w') as f:
-        json.dump(value, f, indent=1)
-    os.replace(path + '.tmp', path)

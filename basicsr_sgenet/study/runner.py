@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from basicsr_sgenet.errors import OptionError, PreparationError, StudyError
 from basicsr_sgenet.options import apply_overrides, read_option_file, write_option_file
+from basicsr_sgenet.study.json_files import read_json, write_json
 from basicsr_sgenet.study.spec import Budget, SyntheticData
 from basicsr_sgenet.training_budget import stretch_schedule
 
@@ -232,7 +233,7 @@ class StudyRunner:
         from basicsr_sgenet.training_process import train_in_child
 
         state_path = os.path.join(run.directory, 'run_state.json')
-        state = _read_json(state_path) or {'seconds': 0.0, 'attempts': 0}
+        state = read_json(state_path) or {'seconds': 0.0, 'attempts': 0}
         state['attempts'] += 1
         prefix = f'[{index}/{count} {run.label}]'
         resumed = ' (resuming)' if state['attempts'] > 1 else ''
@@ -245,7 +246,7 @@ class StudyRunner:
         def on_progress(progress):
             state['seconds'] = previous_seconds + time.time() - started
             if time.time() - last_saved[0] > 5:
-                _write_json(state_path, state)
+                write_json(state_path, state)
                 last_saved[0] = time.time()
             self.log(f'{prefix} {self._progress_text(progress, started)}')
 
@@ -265,7 +266,7 @@ class StudyRunner:
                                     threads=self.threads)
         finally:
             state['seconds'] = previous_seconds + time.time() - started
-            _write_json(state_path, state)
+            write_json(state_path, state)
         if result.returncode != 0:
             last = [line for line in result.tail.splitlines() if line.strip()]
             raise StudyError(f'run {run.label} failed (exit code {result.returncode}): '
@@ -274,7 +275,7 @@ class StudyRunner:
         if state['attempts'] == 1:
             self._run_seconds.append(time.time() - started)
         collected = collect_result(run, state['seconds'])
-        _write_json(run.result_path, collected)
+        write_json(run.result_path, collected)
         final = '  '.join(f'{name} {value:.4g}' for name, value in collected['final'].items())
         self.log(f'{prefix} done in {_clock(state["seconds"])}: {final}')
 
@@ -299,17 +300,3 @@ class StudyRunner:
 def _clock(seconds):
     seconds = int(round(seconds))
     return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
-
-
-def _read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path, value):
-    with open(path + '.tmp', 'w') as f:
-        json.dump(value, f, indent=1)
-    os.replace(path + '.tmp', path)
