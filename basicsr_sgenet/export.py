@@ -15,7 +15,8 @@ Before the file is written it is checked twice: ``onnx.checker`` (full check, wi
 inference) and a parity run, ONNX Runtime against PyTorch on a random image of another
 size than the one traced (odd by default, batch 2), so a graph that baked in a size fails
 here instead of in use. The maximum difference is printed; above ``--tolerance`` the
-export fails and nothing is written.
+export fails and nothing is written. An existing ``-o`` file is replaced only with
+``--overwrite``.
 
 Exporter: PyTorch's TorchScript-based one (``dynamo=False``). It exports all six archs of
 the plugin with dynamic batch/height/width in well under a second at test widths; the
@@ -135,6 +136,7 @@ def build_parser():
     parser.add_argument('--arch', default=None, help='registered arch name (default SGENet)')
     parser.add_argument('--arch-args', default=None, help='JSON keyword arguments of the arch (default: the '
                         'paper configuration)')
+    parser.add_argument('--overwrite', action='store_true', help='replace the -o file if it exists')
     parser.add_argument('--opset', type=int, default=DEFAULT_OPSET, help=f'ONNX opset (default {DEFAULT_OPSET})')
     parser.add_argument('--trace-size', default=DEFAULT_TRACE_SIZE,
                         help=f'HEIGHTxWIDTH of the example traced (default {DEFAULT_TRACE_SIZE}); the file '
@@ -147,12 +149,17 @@ def build_parser():
     return parser
 
 
-def output_path_problem(path):
+def output_path_problem(path, overwrite):
+    """Why ``path`` cannot be written (before any work), or None."""
     if os.path.isdir(path):
         return f'-o {path} is a folder; give the .onnx file to write'
+    if os.path.lexists(path) and not overwrite:
+        return f'-o {path} already exists; pass --overwrite to replace it'
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         return f'-o {path}: the folder {parent} does not exist'
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f'-o {path}: the folder {parent} is not writable'
     return None
 
 
@@ -161,7 +168,7 @@ def export_cli(args):
     from basicsr_sgenet.deblur import network_spec_from_args
 
     import_onnx_packages('ONNX export')  # before the (slow) network build
-    problem = output_path_problem(args.output)
+    problem = output_path_problem(args.output, args.overwrite)
     if problem:
         raise InferenceError(problem)
     if args.tolerance <= 0:
@@ -170,17 +177,22 @@ def export_cli(args):
     check_size = parse_size(args.check_size, '--check-size')
     spec = network_spec_from_args(args)
 
-    network = build_network(spec)
-    load_weights(network, spec.weights, spec.param_key, network_description=spec.describe())
-    network = network.eval()
-    metadata = {'arch': spec.arch, 'arch_args': json.dumps(spec.kwargs), 'size_multiple': size_multiple(network),
-                'weights': os.path.basename(spec.weights), 'torch': torch.__version__}
-    model = export_to_onnx(network, trace_size, args.opset, metadata)
-
+    # The temporary file is created before the (slow) build and export: a folder that
+    # refuses files (read-only or special file systems, which os.access cannot tell) is an
+    # error before any work, and the result replaces -o only once every check has passed.
     folder = os.path.dirname(os.path.abspath(args.output))
-    handle, temporary = tempfile.mkstemp(prefix='.export-', suffix='.onnx', dir=folder)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix='.export-', suffix='.onnx', dir=folder)
+    except OSError as err:
+        raise InferenceError(f'-o {args.output} cannot be written ({err.strerror})') from None
     os.close(handle)
     try:
+        network = build_network(spec)
+        load_weights(network, spec.weights, spec.param_key, network_description=spec.describe())
+        network = network.eval()
+        metadata = {'arch': spec.arch, 'arch_args': json.dumps(spec.kwargs), 'size_multiple': size_multiple(network),
+                    'weights': os.path.basename(spec.weights), 'torch': torch.__version__}
+        model = export_to_onnx(network, trace_size, args.opset, metadata)
         with open(temporary, 'wb') as f:
             f.write(model.SerializeToString())
         difference = parity_difference(network, temporary, check_size)

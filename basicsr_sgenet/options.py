@@ -311,19 +311,21 @@ def _check_paths_and_dist(opt, where):
         raise OptionError(f'{where}: dist_params.backend must be nccl or gloo (or left out), not {backend!r}.')
 
 
-def check_options(opt, path, is_train=True):
+def check_options(opt, path, is_train=True, check_data=True):
     """Raise OptionError, naming ``path`` and the key, for anything that would make BasicSR
     fail after it has started: unknown types, arch arguments the arch rejects, missing or
     damaged datasets, crops larger than the images, a precision the hardware cannot run,
     a schedule shorter than the run, missing or truncated weights and resume states, bad
-    distributed settings."""
+    distributed settings. ``check_data=False`` skips the datasets (for callers that create
+    them after checking the rest)."""
     where = f'Option file {path}'
     for key in ('name', 'model_type'):
         if key not in opt:
             raise OptionError(f'{where} has no "{key}" key.')
     _check_registered_types(opt, where)
     _check_networks(opt, where)
-    _check_datasets(opt, where, is_train)
+    if check_data:
+        _check_datasets(opt, where, is_train)
     if is_train and 'train' in opt:
         _check_training(opt, where)
     _check_precisions(opt, where)

@@ -38,6 +38,8 @@ ENTRY_POINTS = {
     'prepare_hide': [os.path.join(REPO_ROOT, 'scripts', 'prepare_hide.py')],
     'train': ['-m', 'basicsr_sgenet.train'],
     'test': ['-m', 'basicsr_sgenet.test'],
+    'export': ['-m', 'basicsr_sgenet.export'],
+    'study': [os.path.join(REPO_ROOT, 'scripts', 'study.py')],
 }
 FRESH_PROCESSES = os.environ.get('SGENET_FRESH_PROCESSES') == '1'
 TINY_SGENET_JSON = json.dumps({key: value for key, value in TINY_SGENET.items() if key != 'type'})
@@ -171,6 +173,16 @@ def deblur_two_to_one_name(ws):
     ws.image('in/a.png')
     return deblur(ws, '-i', ws.path('in'), '-o', ws.path('out'))
 
+
+
+def export(ws, *args):
+    return ['--weights', ws.weights, '--arch-args', TINY_SGENET_JSON, *[str(arg) for arg in args]]
+
+
+def study_file(ws, text):
+    """A study file over the GoPro recipe (absolute base path) plus ``text``."""
+    base = os.path.join(REPO_ROOT, 'options', 'train_SGENet_GoPro.yml')
+    return ws.file('study.yml', (f'name: bad\nbase: {base}\nseeds: [0]\nbudget: {{iters: 2}}\n' + text).encode())
 
 def gopro(ws, *args, source=None):
     return ['--input', source or ws.gopro_source(), *GOPRO_GRID, *[str(arg) for arg in args]]
@@ -377,6 +389,37 @@ ROWS = [
         "val.metrics.psnr.type is 'psnr'"),
     Row('test', 'current folder read-only', lambda ws: run_in_read_only_folder(ws, ws.test_options()),
         '{ws}/run/results cannot be created'),
+
+    # --- export
+    Row('export', 'weights file missing', lambda ws: ['--weights', ws.path('nope.pth'), '-o', ws.path('a.onnx')],
+        '{ws}/nope.pth does not exist'),
+    Row('export', 'weights of another arch',
+        lambda ws: ['--weights', ws.weights, '--arch', 'MIMOUNet', '-o', ws.path('a.onnx')],
+        'does not fit MIMOUNet'),
+    Row('export', 'output exists', lambda ws: export(ws, '-o', ws.file('a.onnx', b'mine')),
+        '-o {ws}/a.onnx already exists; pass --overwrite'),
+    Row('export', 'output folder missing', lambda ws: export(ws, '-o', ws.path('no', 'a.onnx')),
+        'the folder {ws}/no does not exist'),
+    Row('export', 'output folder read-only', lambda ws: export(ws, '-o', os.path.join(ws.read_only_folder('ro'),
+                                                                                     'a.onnx')),
+        'the folder {ws}/ro is not writable'),
+    Row('export', 'output on a file system refusing files', lambda ws: export(ws, '-o', '/proc/sgenet-test.onnx'),
+        '-o /proc/sgenet-test.onnx cannot be written', linux_only=True),
+
+    # --- study: the study file and every run's options are checked before anything is written
+    Row('study', 'study file missing', lambda ws: [ws.path('nope.yml')], '{ws}/nope.yml does not exist'),
+    Row('study', 'unknown key', lambda ws: [study_file(ws, 'variants: [{name: a}]\nvariant: 1\n')],
+        'unknown key(s) variant'),
+    Row('study', 'base option file missing',
+        lambda ws: [ws.file('study.yml', b'name: bad\nbase: nope.yml\nseeds: [0]\nbudget: {iters: 2}\n'
+                                         b'variants: [{name: a}]\n')], 'base names nope.yml'),
+    Row('study', 'arch argument misspelt in a variant',
+        lambda ws: [study_file(ws, 'variants: [{name: a, overrides: {network_g.channel: [8, 8, 8]}}]\n'),
+                    '--out', ws.path('out')], 'network_g cannot be built'),
+    Row('study', 'unknown --variants', lambda ws: [study_file(ws, 'variants: [{name: a}]\n'), '--variants', 'b'],
+        '--variants: b not in the study'),
+    Row('study', 'output is a file', lambda ws: [study_file(ws, 'variants: [{name: a}]\n'), '--out', ws.file('out')],
+        '--out: {ws}/out exists and is not a folder'),
 ]
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 from basicsr_sgenet.errors import OptionError, PreparationError, StudyError
 from basicsr_sgenet.options import apply_overrides, read_option_file, write_option_file
+from basicsr_sgenet.output_folders import output_folder_problem
 from basicsr_sgenet.study.json_files import read_json, write_json
 from basicsr_sgenet.study.spec import Budget, SyntheticData
 from basicsr_sgenet.training_budget import stretch_schedule
@@ -172,15 +173,20 @@ class StudyRunner:
                            run_options(self.study, variant, seed, dataset_root))
                 for variant in self.study.variants for seed in self.study.seeds]
 
-    def check(self, runs):
+    def check(self, runs, check_data=True):
         """Check each run's options as a training run checks them, before any training."""
         from basicsr_sgenet.options import check_options
 
         for run in runs:
             try:
-                check_options(run.options, f'study {self.study.path}, variant {run.variant}', is_train=True)
+                check_options(run.options, f'study {self.study.path}, variant {run.variant}', is_train=True,
+                              check_data=check_data)
             except OptionError as err:
                 raise StudyError(str(err)) from None
+
+    def _selected_runs(self, runs):
+        names = {variant.name for variant in self.variants}
+        return [run for run in runs if run.variant in names]
 
     def _write_options(self, run):
         """Write the run's option file; refuse if an earlier attempt used different options."""
@@ -203,14 +209,23 @@ class StudyRunner:
         """Run every unfinished run, then write the report; returns the report's paths."""
         from basicsr_sgenet.study.report import input_scores, network_costs, write_report
 
-        os.makedirs(self.output, exist_ok=True)
+        # Everything but the study's own data (rendered below) is checked before anything is written.
+        problem = output_folder_problem(self.output)
+        if problem:
+            raise StudyError(f'--out: {problem}')
+        self.check(self._selected_runs(self.plan(None)), check_data=self.study.data is None)
+        try:
+            os.makedirs(self.output, exist_ok=True)
+        except OSError as err:
+            raise StudyError(f'--out: {self.output} cannot be created ({err.strerror})') from None
         self.log(f'Study {self.study.name}: {len(self.variants)} variant(s) x {len(self.study.seeds)} seed(s), '
                  f'{self.study.budget.iters} iterations each, into {self.output}')
         dataset_root = self.prepare_data()
         runs = self.plan(dataset_root)
         selected_names = {variant.name for variant in self.variants}
-        selected = [run for run in runs if run.variant in selected_names]
-        self.check(selected)
+        selected = self._selected_runs(runs)
+        if self.study.data is not None:
+            self.check(selected)  # now with the data it rendered
         for run in selected:
             self._write_options(run)
         reference = input_scores(runs[0].options, os.path.join(self.output, 'input_scores.json'))
