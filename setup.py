@@ -72,11 +72,13 @@ setup(
     # onnx: ONNX export (python -m basicsr_sgenet.export) and the deblur CLI's ONNX Runtime
     # backend; openvino: its OpenVINO backend (the fastest CPU path measured). Optional, so
     # a plain install stays PyTorch + BasicSR only; the tests cover both, so the test extra
-    # brings them too.
+    # brings them too. plots: the figures of studies, compare.py and benchmark.py (each is
+    # skipped with a message without it).
     extras_require={
         'onnx': ONNX_REQUIREMENTS,
         'openvino': OPENVINO_REQUIREMENTS,
-        'test': ['pytest>=7'] + ONNX_REQUIREMENTS + OPENVINO_REQUIREMENTS[1:],
+        'plots': ['matplotlib'],
+        'test': ['pytest>=7', 'matplotlib'] + ONNX_REQUIREMENTS + OPENVINO_REQUIREMENTS[1:],
     },
     entry_points={
         'console_scripts': [
