@@ -374,3 +374,14 @@ def test_small_tile_overlap_warns_naming_the_flag(tmp_path, weights, capsys, ove
     assert sgenet_cli(tmp_path / 'a.png', tmp_path / 'out', weights, '--tile', 96, '--tile-overlap', overlap) == 0
     err = capsys.readouterr().err
     assert (f'warning: --tile-overlap {overlap}' in err and 'use --tile-overlap 64' in err) == warned, err
+
+
+@pytest.mark.parametrize('refusal, message', [(['--arch-args', '{"channels": [8, 12, 20]}'], 'does not fit'),
+                                              (['--tile', 66], '--tile 66')])
+def test_a_refused_run_prints_its_error_and_no_tile_overlap_warning(tmp_path, weights, capsys, refusal, message):
+    # The warning is for runs that happen: a refused one is one error line, nothing else.
+    cv2.imwrite(str(tmp_path / 'a.png'), np.zeros((8, 8, 3), np.uint8))
+    assert sgenet_cli(tmp_path / 'a.png', tmp_path / 'out', weights, '--tile', 96, '--tile-overlap', 0,
+                      *refusal) == 2
+    err = capsys.readouterr().err
+    assert message in err and 'warning' not in err and len(err.splitlines()) == 1, err
