@@ -150,6 +150,7 @@ class Row:
     arguments: object  # Workspace -> the entry point's arguments (building the bad input on the way)
     names: str  # what the error line must contain; {ws} is the workspace
     linux_only: bool = False
+    cpu_only: bool = False  # the mistake is one only where there is no CUDA
 
 
 def deblur(ws, *args):
@@ -359,6 +360,8 @@ ROWS = [
         'datasets.train.dataroot_gt: {ws}/GoPro/train/sharp.lmdb/data.mdb is truncated'),
     Row('train', 'crop larger than the images', lambda ws: ['-opt', ws.train_options({'datasets.train.gt_size': 64})],
         'datasets.train.gt_size is 64'),
+    Row('train', 'fp16 on a CPU-only machine', lambda ws: ['-opt', ws.train_options({'train.mixed_precision': 'fp16'})],
+        'train.mixed_precision is fp16 on cpu', cpu_only=True),
     Row('train', 'schedule shorter than the run', lambda ws: ['-opt', ws.train_options({'train.total_iter': 5})],
         'train.scheduler.periods'),
     Row('train', 'resume state missing',
@@ -518,6 +521,8 @@ def error_messages(stderr):
 def test_bad_input_is_one_error_line_and_writes_nothing(row, runner, shared, tmp_path):
     if row.linux_only and not LINUX:
         pytest.skip('needs Linux /sys')
+    if row.cpu_only and torch.cuda.is_available():
+        pytest.skip('fp16 runs where there is CUDA')
     ws = Workspace(str(tmp_path / 'ws'), shared)
     os.makedirs(ws.root)
     arguments = [str(argument) for argument in row.arguments(ws)]
