@@ -20,19 +20,12 @@ from torch import nn
 from basicsr_sgenet import export
 from basicsr_sgenet.archs.arch_util import pad_to_multiple
 from basicsr_sgenet.deblur import main as deblur_main
+from tiny_archs import TINY_ARCHS, tiny_network
 
 onnx = pytest.importorskip('onnx')
 ort = pytest.importorskip('onnxruntime')
 
 # Reduced widths of every registered deblurring arch (each still pads to its multiple).
-TINY_ARCHS = {
-    'SGENet': {'channels': [8, 12, 16], 'num_rdm': 1},
-    'MPRNet': {'n_feat': 8, 'scale_unetfeats': 4, 'scale_orsnetfeats': 4, 'num_cab': 1},
-    'MIMOUNet': {'num_res': 1, 'base_channel': 8},
-    'MIMOUNetPlus': {'num_res': 1, 'base_channel': 8},
-    'NAFNet': {'width': 8, 'enc_blk_nums': [1, 1], 'dec_blk_nums': [1, 1], 'middle_blk_num': 1},
-    'Restormer': {'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1, 'heads': [1, 1, 1, 1]},
-}
 TINY_SGENET_JSON = json.dumps(TINY_ARCHS['SGENet'])
 
 
@@ -65,18 +58,6 @@ def reference_pad(image, multiple):
         return image
     mode = 'reflect' if pad_height < height and pad_width < width else 'replicate'
     return F.pad(image, (0, pad_width, 0, pad_height), mode=mode)
-
-
-def tiny_network(arch, seed=0):
-    """A reduced network with every parameter non-zero (NAFNet and others start some
-    residual scales at zero, which would hide most of the graph from a parity check)."""
-    torch.manual_seed(seed)
-    network = ARCH_REGISTRY.get(arch)(**TINY_ARCHS[arch]).eval()
-    with torch.no_grad():
-        for parameter in network.parameters():
-            if not parameter.abs().sum():
-                parameter.normal_(0, 0.1)
-    return network
 
 
 @pytest.fixture(scope='module')
