@@ -46,6 +46,7 @@ from basicsr_sgenet.errors import InferenceError, UserError, first_line  # noqa:
 from basicsr_sgenet.inference.network import build_network, size_multiple  # noqa: E402
 from basicsr_sgenet.inference.onnx_backend import (  # noqa: E402
     INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, import_onnx_packages, ort_session)
+from basicsr_sgenet.output_folders import output_folder_problem  # noqa: E402
 from basicsr_sgenet.profiling import parse_size  # noqa: E402
 from basicsr_sgenet.weights import load_weights  # noqa: E402
 
@@ -158,9 +159,8 @@ def output_path_problem(path, overwrite):
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         return f'-o {path}: the folder {parent} does not exist'
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f'-o {path}: the folder {parent} is not writable'
-    return None
+    problem = output_folder_problem(parent)
+    return f'-o {path}: {problem}' if problem else None
 
 
 def export_cli(args):

@@ -405,7 +405,7 @@ ROWS = [
         'the folder {ws}/no does not exist'),
     Row('export', 'output folder read-only', lambda ws: export(ws, '-o', os.path.join(ws.read_only_folder('ro'),
                                                                                      'a.onnx')),
-        'the folder {ws}/ro is not writable'),
+        '-o {ws}/ro/a.onnx: {ws}/ro is not writable'),
     Row('export', 'output on a file system refusing files', lambda ws: export(ws, '-o', '/proc/sgenet-test.onnx'),
         '-o /proc/sgenet-test.onnx cannot be written', linux_only=True),
 
