@@ -159,8 +159,11 @@ def test_stopped_study_resumes_the_interrupted_run_from_its_checkpoint(tmp_path)
                                                                variants=[{'name': 'full'}]))
     out = tmp_path / 'out'
     states = out / 'runs' / 'full' / 'seed0' / 'experiments' / 'tiny_full_s0' / 'training_states'
+    # Ctrl-C must reach the study even where this test runs with SIGINT ignored (as shells
+    # start background jobs: Python then keeps ignoring it, and so would the study).
     child = subprocess.Popen([sys.executable, STUDY_SCRIPT, study_file, '--out', str(out)], env=python_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 180
     # The checkpoint at 4 follows the validation at 2 (BasicSR saves, then validates).
     while not (states / '4.state').is_file():
