@@ -37,7 +37,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from basicsr_sgenet.errors import InferenceError, UserError, first_line
+from basicsr_sgenet.errors import InferenceError, UserError, first_line, status_or_user_error
 from basicsr_sgenet.inference.network import (NetworkSpec, build_network, parse_arch_args, size_multiple,
                                               spec_from_option_file)
 from basicsr_sgenet.inference.runtime import check_precision, resolve_device
@@ -409,13 +409,9 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        rows, machine = run_benchmark(args)
-    except UserError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+def benchmark(args):
+    """Measure, print (and write) the report; returns the exit status. Raises UserError."""
+    rows, machine = run_benchmark(args)
     report = markdown_report(rows, machine, args)
     print(report)
     if args.out:
@@ -425,6 +421,10 @@ def main(argv=None):
     if plot_path and not args.macs_only:
         print(plot(rows, plot_path), file=sys.stderr)
     return 0
+
+
+def main(argv=None):
+    return status_or_user_error(benchmark, build_parser().parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -32,7 +32,7 @@ from typing import Dict, Optional
 
 from basicsr_sgenet.experiment_logs import (
     ParsedLog, best_validations, find_logs, latest_validations, parse_log_file)
-from basicsr_sgenet.errors import InferenceError, OptionError, first_line
+from basicsr_sgenet.errors import InferenceError, OptionError, first_line, status_or_user_error
 from basicsr_sgenet.options import read_option_file
 from basicsr_sgenet.inference.network import NetworkSpec, build_network, spec_from_option_file
 from basicsr_sgenet.plotting import labelled_scatter
@@ -197,17 +197,13 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        size = parse_size(args.size, '--size')
-        experiments = [load_experiment(path, args.root, args.pick, args.best_by) for path in args.inputs]
-        if not args.no_cost:
-            for experiment in experiments:
-                add_costs(experiment, size, args)
-    except InferenceError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+def compare(args):
+    """Build, print (and write) the table; returns the exit status. Raises UserError."""
+    size = parse_size(args.size, '--size')
+    experiments = [load_experiment(path, args.root, args.pick, args.best_by) for path in args.inputs]
+    if not args.no_cost:
+        for experiment in experiments:
+            add_costs(experiment, size, args)
     table = markdown_table(experiments, size, args)
     print(table)
     if args.out:
@@ -216,6 +212,10 @@ def main(argv=None):
     if args.plot:
         print(plot(experiments, args.plot, args.latency), file=sys.stderr)
     return 0
+
+
+def main(argv=None):
+    return status_or_user_error(compare, build_parser().parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -32,7 +32,7 @@ if __name__ == '__main__' and not __package__:
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr_sgenet.errors import InferenceError, UserError  # noqa: E402
+from basicsr_sgenet.errors import InferenceError, status_or_user_error  # noqa: E402
 from basicsr_sgenet.inference.backends import BACKENDS, PRECISION_CHOICES, build_restorer, plan_from_args  # noqa: E402
 from basicsr_sgenet.inference.image_io import (  # noqa: E402
     ImageReadError, create_output_dir, list_input_images, plan_outputs, read_image, remove_interrupted_writes,
@@ -42,8 +42,6 @@ from basicsr_sgenet.inference.network import (  # noqa: E402
 from basicsr_sgenet.inference.runtime import resolve_device  # noqa: E402
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tile_overlap_warning  # noqa: E402
 from basicsr_sgenet.output_folders import remove_if_empty  # noqa: E402
-
-EXIT_BAD_INPUT = 2
 
 
 def build_parser():
@@ -171,13 +169,8 @@ def restore_image(restorer, image, args, multiple):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        status = deblur_files(args)
-    except UserError as err:  # InferenceError, or DependencyError for a missing extra
-        print(f'error: {err}', file=sys.stderr)
-        return EXIT_BAD_INPUT
-    return status
+    # InferenceError, or DependencyError for a missing extra: one line, status 2
+    return status_or_user_error(deblur_files, build_parser().parse_args(argv))
 
 
 if __name__ == '__main__':

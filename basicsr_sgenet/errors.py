@@ -66,6 +66,16 @@ def first_line(error):
     return lines[0] if lines else type(error).__name__
 
 
+def status_or_user_error(function, *args, **kwargs):
+    """Call ``function``, which returns an exit status; a UserError becomes one ``error:``
+    line on stderr and status 2. For ``main(argv)`` functions that return their status."""
+    try:
+        return function(*args, **kwargs)
+    except UserError as err:
+        print(f'error: {err}', file=sys.stderr, flush=True)
+        return 2
+
+
 def exit_on_user_error(function, *args, **kwargs):
     """Call ``function``; a UserError becomes one ``error:`` line on stderr and exit status 2."""
     try:

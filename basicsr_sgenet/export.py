@@ -42,7 +42,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from basicsr_sgenet.archs.arch_util import final_image  # noqa: E402
-from basicsr_sgenet.errors import InferenceError, UserError, first_line  # noqa: E402
+from basicsr_sgenet.errors import InferenceError, first_line, status_or_user_error  # noqa: E402
 from basicsr_sgenet.inference.network import build_network, size_multiple  # noqa: E402
 from basicsr_sgenet.inference.onnx_backend import (  # noqa: E402
     INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, import_onnx_packages, ort_session)
@@ -215,12 +215,7 @@ def export_cli(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        return export_cli(args)
-    except UserError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+    return status_or_user_error(export_cli, build_parser().parse_args(argv))
 
 
 if __name__ == '__main__':
