@@ -13,6 +13,7 @@ existing dataset is only replaced when the user asks for it (``overwrite``). Wha
 killed run leaves beside it (``.incomplete-<name>/``, or ``.replaced-<name>-<time>/``
 when it was deleting the dataset it had replaced) is removed by the next run.
 """
+import faulthandler
 import json
 import multiprocessing
 import os
@@ -86,6 +87,9 @@ def _lmdb_keys_here(path):
 
 
 def _send_lmdb_keys(path, connection):
+    # A damaged file may kill this child with SIGBUS, as intended: no crash report from a
+    # fault handler the parent enabled (pytest and `python -X faulthandler` do).
+    faulthandler.disable()
     try:
         connection.send(('keys', _lmdb_keys_here(path)))
     except lmdb.Error as err:
