@@ -38,6 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from basicsr_sgenet.archs.arch_util import final_image
 from basicsr_sgenet.errors import InferenceError, first_line
+from basicsr_sgenet.inference.backends import ONNX_BACKENDS
 from basicsr_sgenet.inference.network import build_network
 from basicsr_sgenet.inference.runtime import prepare_network
 from basicsr_sgenet.precision import autocast, cpu_capability, precision_problem
@@ -220,8 +221,6 @@ def measure_latency(network, device, height, width, precision='fp32', channels_l
 # onnxruntime / openvino: the network exported to ONNX (export.export_to_onnx), fp32 in
 # ONNX Runtime; OpenVINO's CPU plugin in f32 or bf16 (its inference precision hint).
 BACKENDS = ('eager', 'channels_last', 'compiled', 'onnxruntime', 'openvino')
-PYTORCH_BACKENDS = ('eager', 'channels_last', 'compiled')
-ONNX_BACKENDS = ('onnxruntime', 'openvino')
 
 
 def configuration_problem(precision, backend, device):

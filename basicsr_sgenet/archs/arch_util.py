@@ -22,14 +22,16 @@ def pad_to_multiple(image, multiple):
     to exactly the size of the average-pooled ground truth.
 
     The padding is built from tensor operations on the input's size, with no Python
-    branch on it (the reflect/replicate choice is a ``torch.where``, a size that needs no
-    padding appends empty strips): an exported graph (ONNX, ``torch.export``) then pads
-    correctly at every input size, not only at the size it was traced with. The values
+    branch on it while tracing (the reflect/replicate choice is a ``torch.where``, a size
+    that needs no padding appends empty strips): an exported graph (ONNX, ``torch.export``)
+    then pads correctly at every input size, not only at the size it was traced with.
+    Outside tracing and compiling, an input that needs no padding is returned as it is. The values
     are the same as ``F.pad``'s reflect/replicate modes, bit for bit.
     """
-    if multiple == 1:
-        return image
     height, width = image.shape[-2:]
+    graph = torch.jit.is_tracing() or torch.compiler.is_compiling()  # must keep padding for other sizes
+    if multiple == 1 or (height % multiple == 0 and width % multiple == 0 and not graph):
+        return image
     rows_reflected, rows_replicated = _padding_indices(height, multiple, image.device)
     cols_reflected, cols_replicated = _padding_indices(width, multiple, image.device)
     # Reflect only if it works along both axes (an index < 0 means the pad reaches past

@@ -8,7 +8,6 @@ image IO and progress bars whichever backend computes the pixels.
 The packages are optional extras (``pip install -e .[onnx]``, ``.[openvino]``); importing
 this module needs none of them, only creating a restorer does.
 """
-import json
 import os
 
 import numpy as np
@@ -70,14 +69,6 @@ def model_size_multiple(metadata):
         return max(1, int(metadata.get('size_multiple', 1)))
     except ValueError:
         return 1
-
-
-def describe_model(path, metadata):
-    if 'arch' not in metadata:
-        return path
-    arch_args = json.loads(metadata.get('arch_args') or '{}')
-    args = ', '.join(f'{key}={value!r}' for key, value in arch_args.items())
-    return f'{path} ({metadata["arch"]}({args}))'
 
 
 def ort_session(path, threads=0, device=None):
