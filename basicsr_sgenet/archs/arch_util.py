@@ -30,7 +30,7 @@ def pad_to_multiple(image, multiple):
     """
     height, width = image.shape[-2:]
     graph = torch.jit.is_tracing() or torch.compiler.is_compiling()  # must keep padding for other sizes
-    if multiple == 1 or (height % multiple == 0 and width % multiple == 0 and not graph):
+    if multiple == 1 or (not graph and height % multiple == 0 and width % multiple == 0):
         return image
     rows_reflected, rows_replicated = _padding_indices(height, multiple, image.device)
     cols_reflected, cols_replicated = _padding_indices(width, multiple, image.device)
