@@ -193,13 +193,13 @@ def restore_held_out(option_file, weights, frames, out_dir):
     import torch
     from basicsr.metrics import calculate_psnr
 
-    from basicsr_sgenet.inference.network import build_network, spec_from_option_file
+    from basicsr_sgenet.inference.network import load_network, spec_from_option_file
     from basicsr_sgenet.inference.runtime import ImageRestorer, prepare_network
     from basicsr_sgenet.tools.plotting import comparison_panel, most_blurred_window
-    from basicsr_sgenet.integration.weights import load_weights
 
-    network = build_network(spec_from_option_file(option_file))
-    load_weights(network, weights)
+    spec = spec_from_option_file(option_file)
+    spec.weights, spec.param_key = weights, None
+    network = load_network(spec)
     restorer = ImageRestorer(prepare_network(network, torch.device('cpu')), torch.device('cpu'))
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)

@@ -24,9 +24,8 @@ import torch
 
 from basicsr_sgenet.integration import precision as precisions
 from basicsr_sgenet.integration.errors import InferenceError
-from basicsr_sgenet.inference.network import build_network, size_multiple
+from basicsr_sgenet.inference.network import load_network, size_multiple
 from basicsr_sgenet.inference.runtime import ImageRestorer, check_precision, prepare_network
-from basicsr_sgenet.integration.weights import load_weights
 
 BACKENDS = ('auto', 'pytorch', 'onnxruntime', 'openvino')
 ONNX_BACKENDS = ('onnxruntime', 'openvino')
@@ -140,8 +139,7 @@ def build_restorer(plan, spec):
     """(Restorer, size multiple) for ``plan``: ``spec`` (a NetworkSpec with weights) is
     built and loaded for PyTorch; the ONNX backends read ``plan.model``."""
     if plan.backend == 'pytorch':
-        network = build_network(spec)
-        load_weights(network, spec.weights, spec.param_key, network_description=spec.describe())
+        network = load_network(spec)
         prepared = prepare_network(network, plan.device, plan.channels_last, plan.compile)
         return ImageRestorer(prepared, plan.device, plan.precision, plan.channels_last), size_multiple(network)
     from basicsr_sgenet.inference.onnx_backend import (OnnxRuntimeRestorer, OpenVinoRestorer, model_size_multiple,

@@ -5,6 +5,7 @@ them name a network either as ``arch name + JSON kwargs`` or as an option file's
 ``network_g``.
 """
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -60,6 +61,25 @@ def spec_from_option_file(path, network_key='network_g'):
                        param_key=paths.get('param_key_g'), source=path)
 
 
+def network_spec_from_args(args):
+    """NetworkSpec from the commands' ``--opt`` or ``--arch``/``--arch-args``, with
+    ``--weights``/``--param-key`` (which override the option file's)."""
+    if args.opt:
+        if args.arch or args.arch_args:
+            raise InferenceError('--opt already names the network; drop --arch/--arch-args or --opt')
+        spec = spec_from_option_file(args.opt)
+    else:
+        spec = NetworkSpec(arch=args.arch or DEFAULT_ARCH, kwargs=parse_arch_args(args.arch_args))
+    spec.weights = args.weights or spec.weights
+    spec.param_key = args.param_key or spec.param_key
+    if not spec.weights:
+        raise InferenceError('No weights given: pass --weights, or an --opt whose path.pretrain_network_g is set')
+    if not os.path.isfile(spec.weights):
+        origin = '--weights' if args.weights else f'path.pretrain_network_g in {args.opt}'
+        raise InferenceError(f'Weights file {spec.weights} does not exist (from {origin})')
+    return spec
+
+
 def build_network(spec):
     """Instantiate ``spec`` from BasicSR's ARCH_REGISTRY (plugin archs included).
 
@@ -88,3 +108,14 @@ def size_multiple(network):
         if isinstance(value, int) and value > 0:
             return value
     return 1
+
+
+def load_network(spec):
+    """``spec``'s network with its weights loaded (``spec.weights``), in eval mode: what
+    the deblur CLI, export, the benchmark and the demo restore with."""
+    from basicsr_sgenet.integration.weights import load_weights
+
+    network = build_network(spec)
+    if spec.weights:
+        load_weights(network, spec.weights, spec.param_key, network_description=spec.describe())
+    return network.eval()

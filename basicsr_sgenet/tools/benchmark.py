@@ -31,6 +31,7 @@ import argparse
 import os
 import sys
 import tempfile
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -38,7 +39,7 @@ import numpy as np
 import torch
 
 from basicsr_sgenet.integration.errors import InferenceError, UserError, first_line, status_or_user_error
-from basicsr_sgenet.inference.network import (NetworkSpec, build_network, parse_arch_args, size_multiple,
+from basicsr_sgenet.inference.network import (NetworkSpec, load_network, parse_arch_args, size_multiple,
                                               spec_from_option_file)
 from basicsr_sgenet.inference.runtime import check_precision, resolve_device
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tiled_forward
@@ -256,16 +257,12 @@ def run_benchmark(args):
 def built_network(spec, weights):
     """``spec``'s network in eval mode (fixed random weights unless ``weights``)."""
     torch.manual_seed(0)
-    network = build_network(spec).eval()
-    if weights:
-        from basicsr_sgenet.integration.weights import load_weights
-        load_weights(network, weights, network_description=spec.describe())
-    return network
+    return load_network(dataclasses.replace(spec, weights=weights, param_key=None))
 
 
 def export_for_benchmark(network, label, folder, rows):
     """The network exported to ONNX in ``folder`` (or None, noting why on the ONNX rows)."""
-    from basicsr_sgenet.export import export_to_onnx
+    from basicsr_sgenet.inference.onnx_export import export_to_onnx
     path = os.path.join(folder, f'{len(os.listdir(folder))}.onnx')
     try:
         model = export_to_onnx(network)

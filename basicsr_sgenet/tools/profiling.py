@@ -38,6 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from basicsr_sgenet.archs.arch_util import final_image
 from basicsr_sgenet.integration.errors import InferenceError, first_line
+from basicsr_sgenet.inference.sizes import parse_size  # noqa: F401  (the tools' --size/--sizes)
 from basicsr_sgenet.inference.backends import ONNX_BACKENDS
 from basicsr_sgenet.inference.network import build_network
 from basicsr_sgenet.inference.runtime import prepare_network
@@ -54,17 +55,6 @@ def cpu_model_name():
             return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
-
-
-def parse_size(text, argument='--size'):
-    """'HEIGHTxWIDTH' -> (height, width), or InferenceError naming ``argument``."""
-    try:
-        height, width = (int(part) for part in text.lower().split('x'))
-    except ValueError:
-        raise InferenceError(f'{argument}: {text!r} is not HEIGHTxWIDTH (e.g. 720x1280)') from None
-    if height < 1 or width < 1:
-        raise InferenceError(f'{argument}: {text!r} must be positive')
-    return height, width
 
 
 def format_gmacs(macs):
@@ -218,7 +208,7 @@ def measure_latency(network, device, height, width, precision='fp32', channels_l
 # ----------------------------------------------------------------------------- backends
 # One forward pass can run in several ways; the benchmark times them side by side.
 # PyTorch: eager (contiguous), channels_last, compiled (torch.compile, contiguous).
-# onnxruntime / openvino: the network exported to ONNX (export.export_to_onnx), fp32 in
+# onnxruntime / openvino: the network exported to ONNX (onnx_export.export_to_onnx), fp32 in
 # ONNX Runtime; OpenVINO's CPU plugin in f32 or bf16 (its inference precision hint).
 BACKENDS = ('eager', 'channels_last', 'compiled', 'onnxruntime', 'openvino')
 
