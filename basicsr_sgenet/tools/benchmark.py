@@ -44,9 +44,10 @@ from basicsr_sgenet.inference.network import (NetworkSpec, load_network, parse_a
 from basicsr_sgenet.inference.runtime import check_precision, resolve_device
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tiled_forward
 from basicsr_sgenet.tools.plotting import labelled_scatter
-from basicsr_sgenet.integration.precision import PRECISIONS, cpu_capability
+from basicsr_sgenet.integration.precision import PRECISIONS
+from basicsr_sgenet.tools.machine import describe_machine
 from basicsr_sgenet.tools.profiling import (BACKENDS, ONNX_BACKENDS, build_on_meta, configuration_problem, count_macs,
-                                      count_parameters, cpu_model_name, format_gmacs, interleaved_timings,
+                                      count_parameters, format_gmacs, interleaved_timings,
                                       parse_size, prepare_runner)
 
 # BasicSR archs that restore at 1x (same size in and out), for a same-machine comparison.
@@ -152,17 +153,6 @@ def collect_specs(args):
     return specs
 
 
-def machine_description(device):
-    text = (f'CPU: {cpu_model_name()}, {os.cpu_count()} logical cores, {cpu_capability()}; torch {torch.__version__}, '
-            f'{torch.get_num_threads()} threads')
-    if hasattr(os, 'getloadavg'):
-        # Latency on a shared machine depends on what else runs: say how busy it was.
-        text += f', 1-min load average {os.getloadavg()[0]:.1f} at start'
-    if device.type == 'cuda':
-        text += f'; GPU: {torch.cuda.get_device_name(device)}'
-    return text
-
-
 def read_pairs(text):
     """[(blurred LoadedImage, sharp LoadedImage)] from 'BLUR_DIR:SHARP_DIR' (same file names)."""
     from basicsr_sgenet.inference.image_io import list_input_images, read_image
@@ -217,7 +207,7 @@ def run_benchmark(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    machine = machine_description(device)
+    machine = describe_machine(device, load_average=True)
     sizes = [parse_size(text, '--sizes') for text in args.sizes.split(',') if text.strip()]
     configurations = parse_configurations(args)
     for precision in dict.fromkeys(precision for precision, _ in configurations):

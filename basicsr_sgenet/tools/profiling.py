@@ -27,7 +27,6 @@ import copy
 import ctypes
 import gc
 import importlib
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -45,16 +44,6 @@ from basicsr_sgenet.inference.runtime import prepare_network
 from basicsr_sgenet.integration.precision import autocast, cpu_capability, precision_problem
 
 MIB = 2**20
-
-
-def cpu_model_name():
-    """The CPU's model name as /proc/cpuinfo gives it (else what ``platform`` knows): every
-    measurement the docs record names the machine it ran on."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def format_gmacs(macs):
