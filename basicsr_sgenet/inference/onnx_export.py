@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from basicsr_sgenet.archs.arch_util import final_image
-from basicsr_sgenet.inference.onnx_backend import INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, import_onnx_packages, ort_session
+from basicsr_sgenet.inference.backends.onnxruntime_backend import ort_session
+from basicsr_sgenet.inference.onnx_model import INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, import_onnx_packages
 from basicsr_sgenet.integration.errors import InferenceError, first_line
 
 DEFAULT_OPSET = 17  # LayerNormalization and everything the archs use; ONNX Runtime >= 1.14
