@@ -65,7 +65,7 @@ def test_an_arch_dropped_into_archs_trains_deblurs_exports_and_benchmarks(tmp_pa
     assert (tmp_path / 'toy.onnx').stat().st_size > 0
 
     # Benchmark: params, MACs and latency.
-    result = run(['-c', 'import sys; from basicsr_sgenet.tools.benchmark import main; sys.exit(main(sys.argv[1:]))',
-                  '--model', 'ToyDeblur', '--sizes', '16x16', '--warmup', '0', '--repeats', '1',
-                  '--out', str(tmp_path / 'bench.md')], work, package_root)
+    run(['-c', 'import sys; from basicsr_sgenet.tools.benchmark import main; sys.exit(main(sys.argv[1:]))',
+         '--model', 'ToyDeblur', '--sizes', '16x16', '--warmup', '0', '--repeats', '1',
+         '--out', str(tmp_path / 'bench.md')], work, package_root)
     assert 'ToyDeblur' in (tmp_path / 'bench.md').read_text()
