@@ -13,15 +13,20 @@ OUTPUT_NAME = 'restored'
 EXTRA_HINT = 'pip install -e ".[onnx]" (or pip install onnx onnxruntime)'
 
 
+def import_extra(modules, purpose, extra, hint):
+    """The optional ``modules`` (names), imported, or DependencyError in one line naming
+    the extra that brings them and how to install it."""
+    import importlib
+    try:
+        return tuple(importlib.import_module(name) for name in modules)
+    except ImportError as err:
+        raise DependencyError(f'{purpose} needs the {extra} extra, which is not installed ({err.name or err} is '
+                              f'missing): {hint}') from None
+
+
 def import_onnx_packages(purpose):
     """(onnx, onnxruntime) modules, or DependencyError in one line naming the extra."""
-    try:
-        import onnx
-        import onnxruntime
-    except ImportError as err:
-        raise DependencyError(f'{purpose} needs the onnx extra, which is not installed ({err.name or err} is '
-                              f'missing): {EXTRA_HINT}') from None
-    return onnx, onnxruntime
+    return import_extra(('onnx', 'onnxruntime'), purpose, 'onnx', EXTRA_HINT)
 
 
 def read_metadata(path):

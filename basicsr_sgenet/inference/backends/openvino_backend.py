@@ -4,9 +4,9 @@ import numpy as np
 import torch
 
 from basicsr_sgenet.inference.backends import Backend, Plan, auto_precision, cpu_for, register
-from basicsr_sgenet.inference.onnx_model import check_image_model, model_size_multiple, read_metadata
+from basicsr_sgenet.inference.onnx_model import check_image_model, import_extra, model_size_multiple, read_metadata
 from basicsr_sgenet.inference.runtime import Restorer, check_precision
-from basicsr_sgenet.integration.errors import DependencyError, InferenceError, first_line
+from basicsr_sgenet.integration.errors import InferenceError, first_line
 
 OPENVINO_HINT = 'pip install -e ".[openvino]" (or pip install onnx openvino)'
 
@@ -51,13 +51,7 @@ class OpenVinoBackend(Backend):
 
 def import_openvino():
     """(onnx, openvino) modules (onnx reads the exporter's metadata), or DependencyError."""
-    try:
-        import onnx
-        import openvino
-    except ImportError as err:
-        raise DependencyError(f'--backend openvino needs the openvino extra, which is not installed '
-                              f'({err.name or err} is missing): {OPENVINO_HINT}') from None
-    return onnx, openvino
+    return import_extra(('onnx', 'openvino'), '--backend openvino', 'openvino', OPENVINO_HINT)
 
 
 class OpenVinoRestorer(Restorer):
