@@ -116,3 +116,18 @@ def test_variants_change_the_state_dict_like_the_official_code():
 def test_bad_arguments_raise_value_error_naming_them(options, named):
     with pytest.raises(ValueError, match=named):
         FFTformer(**{**SMALL, **options})
+
+
+def test_channels_last_preparation_keeps_the_5d_spectrum_filters():
+    # The deblur CLI and the benchmark run convolutions channels-last; Module.to(memory_format)
+    # would fail on the 5-D DFFN filters.
+    from basicsr_sgenet.inference.runtime import prepare_network
+
+    net = small_net().eval()
+    image = torch.rand(1, 3, 40, 24)
+    with torch.no_grad():
+        expected = net(image)
+        prepared = prepare_network(net, torch.device('cpu'), channels_last=True)
+        assert prepared.output.weight.is_contiguous(memory_format=torch.channels_last)
+        assert prepared.encoder_level1[0].ffn.fft.dim() == 5
+        torch.testing.assert_close(prepared(image.contiguous(memory_format=torch.channels_last)), expected)
