@@ -102,7 +102,7 @@ def test_an_arch_without_onnx_export_is_timed_in_pytorch_and_its_onnx_row_says_w
                              '--threads', '1'])
     assert status == 0
     _, rows = table_rows(capsys.readouterr().out)
-    eager, channels_last, onnxruntime = rows
+    _, channels_last, onnxruntime = rows
     assert float(channels_last['Latency median (ms)']) > 0 and float(channels_last['Max abs diff']) < 1e-5
     assert 'aten::fft_rfft2' in ' '.join(onnxruntime.values()) and onnxruntime['Timed runs'] == '–'
 
