@@ -30,6 +30,7 @@ TINY_NETWORKS = {
     'Restormer': {'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1, 'heads': [1, 1, 1, 1]},
     'MLWNet': {'dim': 4, 'encoder_blocks': [1, 1, 1, 1], 'fusion_blocks': [1, 1], 'decoder_blocks': [1, 1, 1, 1],
                'tlc_train_size': 32},
+    'FFTformer': {'dim': 4, 'num_blocks': [1, 1, 1], 'num_refinement_blocks': 1},
 }
 
 
@@ -87,6 +88,27 @@ def test_multiscale_l1_fft_loss_is_mimo_unets():
                                                                                  spectrum(target))
     torch.testing.assert_close(MultiScaleL1FFTLoss()(outputs, gt), expected)
     assert set(MultiScaleL1FFTLoss().terms(outputs, gt)) == {'final', 'scale2', 'scale3'}
+
+
+def test_fftformer_recipe_and_loss_are_the_authors():
+    opt = load_options(os.path.join(REPO_ROOT, 'options', 'train_FFTformer_GoPro.yml'))
+    train, train_set = opt['train'], opt['datasets']['train']
+    assert (train_set['gt_size'], train_set['total_batch_size'], opt['manual_seed']) == (128, 64, 42)
+    assert train['optim_g'] == {'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 1e-3, 'betas': [0.9, 0.9]}
+    assert train['scheduler']['periods'] == [train['total_iter']] == [300000]
+    assert train['scheduler']['eta_min'] == 1e-7 and train['grad_clip_norm'] == 0.01
+    assert opt['find_unused_parameters'] is True  # the official, unused reduce_chan_level2
+    pixel_opt = dict(train['pixel_opt'])
+    assert pixel_opt.pop('type') == 'MultiScaleL1FFTLoss'
+    loss = MultiScaleL1FFTLoss(**pixel_opt)
+    # The authors: L1Loss (weight 1) + FFTLoss (weight 0.1), the L1 between the real and
+    # imaginary parts of torch.fft.fft2 of the restored and sharp images, stacked.
+    torch.manual_seed(0)
+    pred, gt = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    spectrum = lambda x: torch.stack([torch.fft.fft2(x).real, torch.fft.fft2(x).imag], dim=-1)  # noqa: E731
+    expected = F.l1_loss(pred, gt) + 0.1 * F.l1_loss(spectrum(pred), spectrum(gt))
+    torch.testing.assert_close(loss(pred, gt), expected)
+    assert list(loss.terms(pred, gt)) == ['final']
 
 
 def test_psnr_loss_is_minus_the_mean_psnr():
@@ -167,6 +189,8 @@ def _authors_layout(arch, state_dict):
                 'optimizer': {}}
     if arch.startswith('MIMOUNet'):
         return {'model': state_dict}
+    if arch == 'FFTformer':  # a bare state dict (pretrain_model/fftformer_GoPro.pth)
+        return state_dict
     return {'params': state_dict}  # NAFNet, Restormer, MLWNet
 
 

@@ -71,6 +71,7 @@ DEBLUR_PRESET = [
     ('NAFNet-width64 (no TLC)', 'NAFNet', {}),
     ('Restormer', 'Restormer', {}),
     ('MLWNet (no local mode)', 'MLWNet', {}),
+    ('FFTformer', 'FFTformer', {}),
 ]
 PRESETS = {'basicsr': BASICSR_PRESET, 'deblur': DEBLUR_PRESET}
 COLUMNS = ['Model', 'Params (M)', 'Input', 'Precision', 'Backend', 'Device', 'GMACs', 'Latency median (ms)',
