@@ -67,6 +67,7 @@ DEBLUR_PRESET = [
     ('MIMO-UNet+', 'MIMOUNetPlus', {}),
     ('NAFNet-width64 (no TLC)', 'NAFNet', {}),
     ('Restormer', 'Restormer', {}),
+    ('Stripformer', 'Stripformer', {}),
 ]
 PRESETS = {'basicsr': BASICSR_PRESET, 'deblur': DEBLUR_PRESET}
 COLUMNS = ['Model', 'Params (M)', 'Input', 'Precision', 'Backend', 'Device', 'GMACs', 'Latency median (ms)',

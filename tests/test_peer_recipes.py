@@ -16,6 +16,7 @@ from basicsr_sgenet.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from basicsr_sgenet.models.progressive_patches import ProgressivePatches
 from basicsr_sgenet.options import load_options, write_option_file
 from conftest import REPO_ROOT
+from random_vgg19 import write_random_vgg19
 from tiny_experiment import write_pairs
 
 TINY_NETWORKS = {
@@ -26,6 +27,8 @@ TINY_NETWORKS = {
     'NAFNet': {'width': 8, 'enc_blk_nums': [1, 1], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1],
                'tlc_train_size': 32},
     'Restormer': {'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1, 'heads': [1, 1, 1, 1]},
+    'Stripformer': {'widths': [8, 8, 16], 'decoder_width': 8, 'heads': 2, 'decoder_heads': 2, 'num_blocks': 2,
+                    'decoder_blocks': 2},
 }
 
 
@@ -51,6 +54,8 @@ def tiny_run(recipe, data_root, name):
     opt['val']['val_freq'] = 2
     opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
     opt['datasets']['train'].pop('batch_size_per_gpu', None)
+    if (train.get('pixel_opt') or {}).get('vgg19_weights'):  # Stripformer's contrastive term
+        train['pixel_opt']['vgg19_weights'] = str(write_random_vgg19(data_root / 'vgg19.pth'))
     return opt
 
 
@@ -65,6 +70,8 @@ def test_recipe_trains_through_basicsrs_trainer(tmp_path, monkeypatch, recipe, f
     log = next(experiment.glob('train_*.log')).read_text()
     assert re.search(r'iter:\s+2,', log) and '# psnr_matlab:' in log
     assert 'l_total: ' in log
+    if recipe == 'Stripformer':  # the contrastive term ran, with the blurred input DeblurModel passes
+        assert re.search(r'l_pix_contrastive: \d', log) and 'l_pix_final: ' in log
 
 
 def test_multiscale_l1_fft_loss_is_mimo_unets():
@@ -123,6 +130,8 @@ def _authors_layout(arch, state_dict):
                 'optimizer': {}}
     if arch.startswith('MIMOUNet'):
         return {'model': state_dict}
+    if arch == 'Stripformer':  # torch.save(netG.state_dict())
+        return state_dict
     return {'params': state_dict}  # NAFNet, Restormer
 
 

@@ -120,3 +120,22 @@ def test_training_mode_returns_the_image_and_every_parameter_gets_a_gradient():
 def test_bad_arguments_raise_value_error_naming_them(options, named):
     with pytest.raises(ValueError, match=named):
         Stripformer(**{**SMALL, **options})
+
+
+def test_exported_graph_scales_inter_strip_attention_at_every_size(tmp_path):
+    # An inter-strip token is a whole C/2 x W strip, so the attention scale 1/sqrt(C/2 x W
+    # / heads) depends on the input size: the ONNX graph must compute it, not keep the
+    # traced size's. Sharpened attention (larger Q, K) makes a frozen scale visible.
+    pytest.importorskip('onnx')
+    pytest.importorskip('onnxruntime')
+    from basicsr_sgenet.export import export_to_onnx, parity_difference
+    net = small_net().eval()
+    with torch.no_grad():
+        for name, parameter in net.named_parameters():
+            if 'conv_h' in name or 'conv_v' in name:
+                parameter.mul_(8)
+    path = tmp_path / 'stripformer.onnx'
+    path.write_bytes(export_to_onnx(net, trace_size=(64, 64)).SerializeToString())
+    for size in [(64, 64), (40, 24), (16, 56)]:
+        assert parity_difference(net, str(path), size) < 1e-4, size
+

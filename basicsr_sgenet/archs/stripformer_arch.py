@@ -18,7 +18,6 @@ Parameter names and shapes are the official ones, so the authors' checkpoints
 ``strict=True``. The authors' network works on images shifted to [-0.5, 0.5]; this one
 takes [0, 1] images and shifts inside, so their weights give their results.
 """
-import math
 from collections.abc import Sequence
 
 import torch
@@ -59,10 +58,17 @@ def up_act(in_channels, out_channels):
 
 def multi_head_attention(query, key, value, heads):
     """Softmax attention over the tokens of (N, L, D) tensors, D split into ``heads``
-    consecutive groups, scaled by 1/sqrt(D / heads)."""
-    batch, length, dim = query.shape
+    consecutive groups, scaled by 1/sqrt(D / heads).
+
+    Inter-strip tokens are whole strips, so D (and the scale) grows with the image size.
+    The head size is counted by a tensor op, so an exported graph computes the scale at
+    run time (a Python ``math.sqrt`` of the size would freeze the traced size's scale);
+    its float32 square root is the authors' scale exactly, where
+    ``scaled_dot_product_attention`` would sum in another order."""
+    batch, _, dim = query.shape
     query, key, value = (t.reshape(batch, -1, heads, dim // heads).transpose(1, 2) for t in (query, key, value))
-    scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(dim // heads)
+    head_size = torch.ones_like(query[:1, :1, :1]).sum()
+    scores = torch.matmul(query, key.transpose(-1, -2)) / head_size.sqrt()
     out = torch.matmul(scores.softmax(dim=-1), value)
     return out.transpose(1, 2).reshape(batch, -1, dim)
 
