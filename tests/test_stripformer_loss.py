@@ -122,3 +122,14 @@ def test_recipe_without_the_vgg_file_stops_before_the_run_naming_the_key(tmp_pat
         check_options(opt, 'train_Stripformer_GoPro.yml', check_data=False)
     opt['train']['pixel_opt']['contrastive_weight'] = 0
     check_options(opt, 'train_Stripformer_GoPro.yml', check_data=False)
+
+
+def test_train_entry_point_prints_one_error_line_and_creates_nothing(tmp_path, monkeypatch, capsys):
+    from basicsr_sgenet.cli import run_pipeline
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        run_pipeline('train', ['-opt', os.path.join(REPO_ROOT, 'options', 'train_Stripformer_GoPro.yml')])
+    err = capsys.readouterr().err.strip()
+    assert exit_info.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith('error: ') and 'train.pixel_opt.vgg19_weights' in err and 'vgg19-dcbb9e9d.pth' in err
+    assert os.listdir(tmp_path) == []
