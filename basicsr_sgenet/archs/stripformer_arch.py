@@ -112,7 +112,7 @@ class StripBlock(nn.Module):
     the checkpoints do) and define ``strip_attention`` on the two channel halves.
     """
 
-    def __init__(self, dim, heads):
+    def __init__(self, heads):
         super().__init__()
         self.heads = heads
 
@@ -130,7 +130,7 @@ class Intra_SA(StripBlock):
     half), and the pixels of each column (second half). Q, K, V by linear maps per pixel."""
 
     def __init__(self, dim, heads):
-        super().__init__(dim, heads)
+        super().__init__(heads)
         half = dim // 2
         self.attention_norm = nn.LayerNorm(dim)
         self.conv_input = nn.Conv2d(dim, dim, 1)
@@ -157,7 +157,7 @@ class Inter_SA(StripBlock):
     Q, K, V by 1x1 convolutions."""
 
     def __init__(self, dim, heads):
-        super().__init__(dim, heads)
+        super().__init__(heads)
         half = dim // 2
         self.attention_norm = nn.LayerNorm(dim)
         self.conv_input = nn.Conv2d(dim, dim, 1)
