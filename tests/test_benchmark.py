@@ -74,7 +74,7 @@ def test_presets_list_their_archs():
 
     assert archs('basicsr')[0] == 'SGENet' and 'SwinIR' in archs('basicsr')
     assert archs('deblur') == ['SGENet', 'MPRNet', 'MIMOUNet', 'MIMOUNetPlus', 'NAFNet', 'Restormer', 'MLWNet',
-                               'FFTformer']
+                               'FFTformer', 'Stripformer']
 
 
 def test_script_runs_as_a_program():

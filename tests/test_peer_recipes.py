@@ -18,6 +18,7 @@ from basicsr_sgenet.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from basicsr_sgenet.models.progressive_patches import ProgressivePatches
 from basicsr_sgenet.integration.options import load_options, write_option_file
 from conftest import REPO_ROOT
+from random_vgg19 import write_random_vgg19
 from tiny_experiment import write_pairs
 
 TINY_NETWORKS = {
@@ -31,6 +32,8 @@ TINY_NETWORKS = {
     'MLWNet': {'dim': 4, 'encoder_blocks': [1, 1, 1, 1], 'fusion_blocks': [1, 1], 'decoder_blocks': [1, 1, 1, 1],
                'tlc_train_size': 32},
     'FFTformer': {'dim': 4, 'num_blocks': [1, 1, 1], 'num_refinement_blocks': 1},
+    'Stripformer': {'widths': [8, 8, 16], 'decoder_width': 8, 'heads': 2, 'decoder_heads': 2, 'num_blocks': 2,
+                    'decoder_blocks': 2},
 }
 
 
@@ -56,6 +59,8 @@ def tiny_run(recipe, data_root, name):
     opt['val']['val_freq'] = 2
     opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
     opt['datasets']['train'].pop('batch_size_per_gpu', None)
+    if (train.get('pixel_opt') or {}).get('vgg19_weights'):  # Stripformer's contrastive term
+        train['pixel_opt']['vgg19_weights'] = str(write_random_vgg19(data_root / 'vgg19.pth'))
     return opt
 
 
@@ -72,6 +77,8 @@ def test_recipe_trains_through_basicsrs_trainer(tmp_path, monkeypatch, recipe, f
     assert 'l_total: ' in log
     if recipe == 'MLWNet':  # every output and the wavelet regulariser are trained
         assert all(f'l_pix_{key}: ' in log for key in ('final', 'scale2', 'scale3', 'scale4', 'wavelet'))
+    if recipe == 'Stripformer':  # the contrastive term ran, with the blurred input DeblurModel passes
+        assert re.search(r'l_pix_contrastive: \d', log) and 'l_pix_final: ' in log
 
 
 def test_multiscale_l1_fft_loss_is_mimo_unets():
@@ -189,7 +196,7 @@ def _authors_layout(arch, state_dict):
                 'optimizer': {}}
     if arch.startswith('MIMOUNet'):
         return {'model': state_dict}
-    if arch == 'FFTformer':  # a bare state dict (pretrain_model/fftformer_GoPro.pth)
+    if arch in ('FFTformer', 'Stripformer'):  # bare state dicts (fftformer_GoPro.pth; torch.save(netG.state_dict()))
         return state_dict
     return {'params': state_dict}  # NAFNet, Restormer, MLWNet
 

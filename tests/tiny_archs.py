@@ -12,6 +12,8 @@ TINY_ARCHS = {
     'Restormer': {'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1, 'heads': [1, 1, 1, 1]},
     'MLWNet': {'dim': 8, 'encoder_blocks': [1, 1, 1, 1], 'fusion_blocks': [1, 1], 'decoder_blocks': [1, 1, 1, 1]},
     'FFTformer': {'dim': 8, 'num_blocks': [1, 1, 1], 'num_refinement_blocks': 1},
+    'Stripformer': {'widths': [8, 8, 8], 'decoder_width': 8, 'heads': 2, 'decoder_heads': 2, 'num_blocks': 2,
+                    'decoder_blocks': 2},
 }
 
 

@@ -72,6 +72,7 @@ DEBLUR_PRESET = [
     ('Restormer', 'Restormer', {}),
     ('MLWNet (no local mode)', 'MLWNet', {}),
     ('FFTformer', 'FFTformer', {}),
+    ('Stripformer', 'Stripformer', {}),
 ]
 PRESETS = {'basicsr': BASICSR_PRESET, 'deblur': DEBLUR_PRESET}
 COLUMNS = ['Model', 'Params (M)', 'Input', 'Precision', 'Backend', 'Device', 'GMACs', 'Latency median (ms)',
@@ -371,7 +372,8 @@ def build_parser():
     parser.add_argument('--opt', action='append', metavar='YML', help="an option file's network_g (repeatable)")
     parser.add_argument('--preset', choices=sorted(PRESETS),
                         help='deblur: SGENet and the registered deblurring peers (MPRNet, MIMO-UNet(+), NAFNet, '
-                        'Restormer, MLWNet); basicsr: SGENet plus BasicSR archs that restore at 1x (SwinIR, RIDNet, EDSR)')
+                        'Restormer, MLWNet, FFTformer, Stripformer); basicsr: SGENet plus BasicSR archs that restore '
+                        'at 1x (SwinIR, RIDNet, EDSR)')
     parser.add_argument('--sizes', default='256x256,720x1280', help='HEIGHTxWIDTH list (default 256x256,720x1280)')
     parser.add_argument('--precisions', default='fp32,bf16',
                         help='fp32,bf16,fp16 (bf16 on the CPU: only with native bf16, else the row says why; '
