@@ -34,7 +34,7 @@ from basicsr_sgenet.errors import exit_on_user_error  # noqa: E402
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument('--input', required=True, help='the RealBlur folder (holding RealBlur-J_... and RealBlur-R_...)')
+    parser.add_argument('--input', required=True, help='the RealBlur folder (holding RealBlur-J_..., RealBlur-R_...)')
     parser.add_argument('--lists', help='folder holding RealBlur_{J,R}_{train,test}_list.txt (default: --input)')
     parser.add_argument('--output', default=DEFAULT_REALBLUR_OUTPUT, help='where RealBlur_<J|R>/<split>/ go')
     parser.add_argument('--variants', nargs='+', default=list(REALBLUR_VARIANTS), choices=list(REALBLUR_VARIANTS))

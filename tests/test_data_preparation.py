@@ -490,8 +490,9 @@ def test_list_file_problems_name_the_file_and_line(tmp_path):
         realblur(src, out)
     listed.write_text('\n'.join(lines) + '\n')
     os.remove(src / REALBLUR_FOLDERS['R'] / 'scene230/blur/blur_7.png')
-    with pytest.raises(PreparationError, match=(f'{src}/{REALBLUR_FOLDERS["R"]}/scene230/blur/blur_7.png '
-                                                f'\\(named in {src}/RealBlur_R_test_list.txt, line 1\\) does not exist')):
+    missing = f'{src}/{REALBLUR_FOLDERS["R"]}/scene230/blur/blur_7.png'
+    with pytest.raises(PreparationError,
+                       match=f'{missing} \\(named in {src}/RealBlur_R_test_list.txt, line 1\\) does not exist'):
         realblur(src, out)
     os.remove(src / 'RealBlur_R_test_list.txt')
     with pytest.raises(PreparationError, match=f'List file {src}/RealBlur_R_test_list.txt does not exist'):

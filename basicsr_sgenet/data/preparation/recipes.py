@@ -237,8 +237,9 @@ def prepare_realblur(input_root, output_root=DEFAULT_REALBLUR_OUTPUT, variants=t
     input root). Keys: ``<scene>_<index>``, the names RealBlur's evaluation script expects."""
     _check_choice(variants, tuple(REALBLUR_VARIANTS), 'variants')
     _check_choice(splits, REALBLUR_SPLITS, 'splits')
-    units = [(os.path.join(output_root, f'RealBlur_{variant}', split), REALBLUR_LIST.format(variant=variant, split=split),
-              {'variant': variant, 'split': split}) for variant in variants for split in splits]
+    units = [(os.path.join(output_root, f'RealBlur_{variant}', split),
+              REALBLUR_LIST.format(variant=variant, split=split), {'variant': variant, 'split': split})
+             for variant in variants for split in splits]
     return prepare_from_lists('RealBlur', input_root, list_dir, units, realblur_key, REALBLUR_LAYOUT, grid, fmt,
                               compress_level, workers, overwrite, progress, log)
 
