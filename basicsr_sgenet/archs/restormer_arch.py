@@ -39,10 +39,14 @@ class ChannelLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels)) if with_bias else None
 
     def forward(self, x):
+        # In fp32 whatever the input: under fp16 autocast the squares of activations above
+        # ~256 overflow fp16's range, and the variance becomes inf.
+        dtype, x = x.dtype, x.float()
         variance = x.var(1, keepdim=True, unbiased=False)
         centred = x - x.mean(1, keepdim=True) if self.bias is not None else x
         out = centred / torch.sqrt(variance + 1e-5) * self.weight.view(1, -1, 1, 1)
-        return out + self.bias.view(1, -1, 1, 1) if self.bias is not None else out
+        out = out + self.bias.view(1, -1, 1, 1) if self.bias is not None else out
+        return out.to(dtype)
 
 
 class LayerNorm(nn.Module):
