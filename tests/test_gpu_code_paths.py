@@ -140,3 +140,13 @@ def test_restormer_layer_norm_stays_finite_on_fp16_activations_above_256(with_bi
     out = norm(x)
     assert out.dtype == torch.float16 and torch.isfinite(out).all()
     torch.testing.assert_close(out.float(), norm(x.float()), rtol=1e-3, atol=1e-3)
+
+
+def test_bf16_on_a_gpu_needs_native_support_on_that_gpu(monkeypatch):
+    from basicsr_sgenet.integration.precision import precision_problem
+    capabilities = {0: (9, 0), 1: (7, 0)}  # an H100 and a V100 (bf16 only emulated)
+    monkeypatch.setattr(torch.cuda, 'get_device_capability', lambda index: capabilities[index])
+    monkeypatch.setattr(torch.cuda, 'current_device', lambda: 0)
+    assert precision_problem('bf16', torch.device('cuda:0')) is None
+    assert precision_problem('bf16', 'cuda') is None
+    assert 'no native bf16' in precision_problem('bf16', torch.device('cuda:1'))

@@ -74,12 +74,20 @@ def precision_problem(precision, device, cpu_fp16=False):
     device_type = getattr(device, 'type', device)
     if precision == 'fp16' and device_type != 'cuda' and not (cpu_fp16 and device_type == 'cpu'):
         return 'fp16 needs a CUDA device; on the CPU use fp32 (or bf16 where the CPU has native bf16)'
-    if precision == 'bf16' and device_type == 'cuda' and not torch.cuda.is_bf16_supported():
-        return 'this GPU does not support bf16; use fp16 or fp32'
+    if precision == 'bf16' and device_type == 'cuda' and not cuda_has_native_bf16(device):
+        return 'this GPU has no native bf16 (before Ampere, torch only emulates it, slowly); use fp16 or fp32'
     if precision == 'bf16' and device_type == 'cpu' and not cpu_has_native_bf16():
         return ('this CPU has no native bf16 (no AVX-512 BF16 or AMX), so bf16 convolutions take a reference '
                 'path about 100-250x slower than fp32; use fp32')
     return None
+
+
+def cuda_has_native_bf16(device):
+    """Whether the GPU ``device`` (a torch.device, 'cuda' or 'cuda:N') computes bf16 natively
+    (Ampere and later): torch's own check counts emulation and looks at the current GPU."""
+    device = torch.device(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.cuda.get_device_capability(index) >= (8, 0)
 
 
 def cpu_has_native_fp16():

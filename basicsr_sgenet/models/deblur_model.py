@@ -223,8 +223,11 @@ class DeblurModel(SRModel):
         self.grad_scaler.update()
         if self.grad_scaler.get_scale() < scale:
             self.skipped_steps += 1
-            get_root_logger().warning(
-                f'Iteration {current_iter}: fp16 gradients {"of a non-finite loss " if non_finite else ""}held '
+            # Overflowing gradients at a finite loss are how the scaler finds its scale
+            # (a few at the start, one per growth interval after): info. A loss that is
+            # itself inf/NaN is worth a warning.
+            log = get_root_logger().warning if non_finite else get_root_logger().info
+            log(f'Iteration {current_iter}: fp16 gradients {"of a non-finite loss " if non_finite else ""}held '
                 f'inf/NaN; the gradient scaler skipped this step and lowered its scale from {scale:g} to '
                 f'{self.grad_scaler.get_scale():g} ({self.skipped_steps} skipped so far).')
         self.non_finite_in_a_row = self.non_finite_in_a_row + 1 if non_finite else 0
