@@ -224,6 +224,10 @@ class Restormer(nn.Module):
     Output: the restored image, ``(N, out_channels, H, W)``, in eval and training mode.
     """
 
+    # The deblur CLI tiles larger images by default: above ~4.2 MP a whole-image pass fails
+    # on a 32-bit index limit of its kernels, not on memory (inference/tiling.py).
+    whole_image_pixel_budget = 4_000_000
+
     def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=(4, 6, 6, 8), num_refinement_blocks=4,
                  heads=(1, 2, 4, 8), ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',
                  dual_pixel_task=False, **unknown):
