@@ -9,7 +9,7 @@ The network is the paper-size SGENet unless ``--arch``/``--arch-args`` or ``--op
 (an option file's ``network_g``; its ``path.pretrain_network_g`` then supplies the
 weights unless ``--weights`` is given) say otherwise; ``--model`` runs an exported ONNX
 file instead. By default the precision and memory format are the fastest safe ones for
-this machine (``inference/backends.py``). Output files keep their names and bit depth
+this machine (``inference/backends/``). Output files keep their names and bit depth
 (see ``inference/image_io.py``). Files already in the output folder are never
 replaced: the run stops before any work, naming one, unless ``--overwrite`` (replace
 them) or ``--skip-existing`` (keep them and deblur the other inputs: finishes an

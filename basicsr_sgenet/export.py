@@ -35,7 +35,7 @@ if __name__ == '__main__' and not __package__:
 import torch  # noqa: E402
 
 from basicsr_sgenet.inference.network import load_network, network_spec_from_args, size_multiple  # noqa: E402
-from basicsr_sgenet.inference.onnx_backend import import_onnx_packages  # noqa: E402
+from basicsr_sgenet.inference.onnx_model import import_onnx_packages  # noqa: E402
 from basicsr_sgenet.inference.onnx_export import (  # noqa: E402
     DEFAULT_OPSET, DEFAULT_TOLERANCE, export_to_onnx, parity_difference)
 from basicsr_sgenet.integration.errors import InferenceError, status_or_user_error  # noqa: E402

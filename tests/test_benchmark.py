@@ -73,7 +73,7 @@ def test_presets_list_their_archs():
         return [spec.arch for _, spec in benchmark.collect_specs(args)]
 
     assert archs('basicsr')[0] == 'SGENet' and 'SwinIR' in archs('basicsr')
-    assert archs('deblur') == ['SGENet', 'MPRNet', 'MIMOUNet', 'MIMOUNetPlus', 'NAFNet', 'Restormer']
+    assert archs('deblur') == ['SGENet', 'MPRNet', 'MIMOUNet', 'MIMOUNetPlus', 'NAFNet', 'Restormer', 'MLWNet']
 
 
 def test_script_runs_as_a_program():

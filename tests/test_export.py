@@ -132,11 +132,12 @@ def test_parity_check_prints_the_difference_and_fails_loudly(tmp_path, capsys):
     assert os.listdir(tmp_path) == ['branch.pth']  # neither the file nor a temporary one is left
 
 
-def test_nafnet_with_tlc_is_refused(tmp_path, capsys):
-    arguments = dict(TINY_ARCHS['NAFNet'], tlc_train_size=32)
-    network = ARCH_REGISTRY.get('NAFNet')(**arguments)
+@pytest.mark.parametrize('arch', ['NAFNet', 'MLWNet'])
+def test_tlc_is_refused(tmp_path, capsys, arch):
+    arguments = dict(TINY_ARCHS[arch], tlc_train_size=32)
+    network = ARCH_REGISTRY.get(arch)(**arguments)
     torch.save(network.state_dict(), tmp_path / 'tlc.pth')
-    status = export.main(['--arch', 'NAFNet', '--arch-args', json.dumps(arguments), '--weights',
+    status = export.main(['--arch', arch, '--arch-args', json.dumps(arguments), '--weights',
                           str(tmp_path / 'tlc.pth'), '-o', str(tmp_path / 'tlc.onnx')])
     err = capsys.readouterr().err
     assert status == 2 and 'tlc_train_size' in err and not (tmp_path / 'tlc.onnx').exists()

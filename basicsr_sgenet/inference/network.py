@@ -52,13 +52,22 @@ def spec_from_option_file(path, network_key='network_g'):
         raise InferenceError(str(err)) from None
     if not isinstance(opt.get(network_key), dict):
         raise InferenceError(f'Option file {path} has no "{network_key}" section')
-    kwargs = dict(opt[network_key])
+    spec = spec_from_options(opt, path, network_key)
+    if spec is None:
+        raise InferenceError(f'Option file {path}: {network_key} has no "type"')
+    return spec
+
+
+def spec_from_options(opt, source, network_key='network_g'):
+    """NetworkSpec from BasicSR options (a dict: an option file, a logged option dump or a
+    study's run) - ``network_g`` and the weights under ``path`` - or None without a type."""
+    kwargs = dict((opt or {}).get(network_key) or {})
     arch = kwargs.pop('type', None)
     if not arch:
-        raise InferenceError(f'Option file {path}: {network_key} has no "type"')
+        return None
     paths = opt.get('path') or {}
     return NetworkSpec(arch=arch, kwargs=kwargs, weights=paths.get('pretrain_network_g'),
-                       param_key=paths.get('param_key_g'), source=path)
+                       param_key=paths.get('param_key_g'), source=source)
 
 
 def network_spec_from_args(args):

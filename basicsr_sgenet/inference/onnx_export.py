@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from basicsr_sgenet.archs.arch_util import final_image
-from basicsr_sgenet.inference.onnx_backend import INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, import_onnx_packages, ort_session
+from basicsr_sgenet.inference.backends.onnxruntime_backend import ort_session
+from basicsr_sgenet.inference.onnx_model import INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, import_onnx_packages
 from basicsr_sgenet.integration.errors import InferenceError, first_line
 
 DEFAULT_OPSET = 17  # LayerNormalization and everything the archs use; ONNX Runtime >= 1.14
@@ -36,7 +37,7 @@ class RestoredImage(nn.Module):
 
 def size_dependent_layers(network):
     """Names of layers whose computation branches on the input size in Python, which a
-    trace would freeze at the traced size: NAFNet's TLC local means."""
+    trace would freeze at the traced size: the TLC local means of NAFNet and MLWNet."""
     return [name for name, module in network.named_modules()
             if type(module).__name__ == 'ChannelMean' and getattr(module, 'window', None) is not None]
 
@@ -50,7 +51,8 @@ def export_to_onnx(network, trace_size=(64, 64), opset=DEFAULT_OPSET, metadata=N
     if frozen:
         raise InferenceError(f'{type(network).__name__} cannot be exported for every input size: '
                              f'{", ".join(frozen[:3])}{" ..." if len(frozen) > 3 else ""} choose their computation '
-                             'from the input size in Python (NAFNet tlc_train_size); export without tlc_train_size')
+                             'from the input size in Python (tlc_train_size of NAFNet, MLWNet); export without '
+                             'tlc_train_size')
     wrapped = RestoredImage(network).eval().to('cpu', torch.float32)
     example = torch.rand(1, 3, *trace_size)
     buffer = io.BytesIO()

@@ -51,7 +51,7 @@ def prepare_network(network, device, channels_last=False, compile_network=False)
 
 class Restorer:
     """Restores RGB float images, whole or in tiles, with whatever computes ``forward``
-    (PyTorch here, ONNX Runtime or OpenVINO in ``onnx_backend``): the CLI's tiling, IO
+    (PyTorch here, ONNX Runtime or OpenVINO in ``backends/``): the CLI's tiling, IO
     and progress bars are the same for every backend."""
 
     device = torch.device('cpu')

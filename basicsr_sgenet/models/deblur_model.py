@@ -31,7 +31,8 @@ def as_float32(output):
 @MODEL_REGISTRY.register()
 class DeblurModel(SRModel):
     """SRModel for networks that return several supervised images while training: one
-    model class for SGENet and every deblurring peer (MPRNet, MIMO-UNet, NAFNet, Restormer).
+    model class for SGENet and every deblurring peer (MPRNet, MIMO-UNet, NAFNet, Restormer,
+    MLWNet: its training dict also holds a scalar ``wavelet`` term, see ``arch_util.py``).
 
     In train mode ``network_g`` may return a dict of images (SGENet: ``final``, the stage
     CEM images, ``sam``; MPRNet: ``final``, ``stage2``, ``stage1``); in eval mode it returns

@@ -46,7 +46,8 @@ from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, ti
 from basicsr_sgenet.tools.plotting import labelled_scatter
 from basicsr_sgenet.integration.precision import PRECISIONS
 from basicsr_sgenet.tools.machine import describe_machine
-from basicsr_sgenet.tools.profiling import (BACKENDS, ONNX_BACKENDS, build_on_meta, configuration_problem, count_macs,
+from basicsr_sgenet.inference.backends import BENCHMARK_MODES as BACKENDS, MODEL_MODES
+from basicsr_sgenet.tools.profiling import (build_on_meta, configuration_problem, count_macs,
                                       count_parameters, format_gmacs, interleaved_timings,
                                       parse_size, prepare_runner)
 
@@ -69,6 +70,7 @@ DEBLUR_PRESET = [
     ('MIMO-UNet+', 'MIMOUNetPlus', {}),
     ('NAFNet-width64 (no TLC)', 'NAFNet', {}),
     ('Restormer', 'Restormer', {}),
+    ('MLWNet (no local mode)', 'MLWNet', {}),
 ]
 PRESETS = {'basicsr': BASICSR_PRESET, 'deblur': DEBLUR_PRESET}
 COLUMNS = ['Model', 'Params (M)', 'Input', 'Precision', 'Backend', 'Device', 'GMACs', 'Latency median (ms)',
@@ -244,7 +246,7 @@ def run_benchmark(args):
                 rows += size_rows
                 if args.macs_only:
                     continue
-                if onnx_path is None and any(row.backend in ONNX_BACKENDS for row in size_rows):
+                if onnx_path is None and any(row.backend in MODEL_MODES for row in size_rows):
                     onnx_path = export_for_benchmark(network, label, onnx_dir, size_rows)
                 time_side_by_side(network, size_rows, size, onnx_path, device, pairs, args)
     return rows, machine
@@ -264,7 +266,7 @@ def export_for_benchmark(network, label, folder, rows):
         model = export_to_onnx(network)
     except UserError as err:
         for row in rows:
-            if row.backend in ONNX_BACKENDS:
+            if row.backend in MODEL_MODES:
                 row.note = row.note or f'export failed: {first_line(err)[:80]}'
         return None
     with open(path, 'wb') as f:
@@ -281,7 +283,7 @@ def time_side_by_side(network, rows, size, onnx_path, device, pairs, args):
     for row in rows:
         row.tiles = workload.tiles
         problem = row.note or configuration_problem(row.precision, row.backend, device)
-        if row.backend in ONNX_BACKENDS and onnx_path is None and not problem:
+        if row.backend in MODEL_MODES and onnx_path is None and not problem:
             problem = 'no ONNX export'
         if problem:
             row.note = problem
@@ -310,7 +312,7 @@ def time_side_by_side(network, rows, size, onnx_path, device, pairs, args):
         row.median_ms, row.min_ms, row.runs = timing.median_ms, timing.min_ms, args.repeats
         # ONNX Runtime and OpenVINO keep their memory arenas between calls, so one call's
         # rise says nothing about what they need.
-        row.peak_mib = None if row.backend in ONNX_BACKENDS else timing.peak_memory_mib
+        row.peak_mib = None if row.backend in MODEL_MODES else timing.peak_memory_mib
         if pairs:
             with torch.inference_mode():
                 row.psnr = mean_psnr(workload.forward_for(runners[key]), pairs)
@@ -374,7 +376,7 @@ def build_parser():
     parser.add_argument('--opt', action='append', metavar='YML', help="an option file's network_g (repeatable)")
     parser.add_argument('--preset', choices=sorted(PRESETS),
                         help='deblur: SGENet and the registered deblurring peers (MPRNet, MIMO-UNet(+), NAFNet, '
-                        'Restormer); basicsr: SGENet plus BasicSR archs that restore at 1x (SwinIR, RIDNet, EDSR)')
+                        'Restormer, MLWNet); basicsr: SGENet plus BasicSR archs that restore at 1x (SwinIR, RIDNet, EDSR)')
     parser.add_argument('--sizes', default='256x256,720x1280', help='HEIGHTxWIDTH list (default 256x256,720x1280)')
     parser.add_argument('--precisions', default='fp32,bf16',
                         help='fp32,bf16,fp16 (bf16 on the CPU: only with native bf16, else the row says why; '

@@ -34,7 +34,7 @@ from basicsr_sgenet.tools.experiment_logs import (
     ParsedLog, best_validations, find_logs, latest_validations, parse_log_file)
 from basicsr_sgenet.integration.errors import InferenceError, OptionError, first_line, status_or_user_error
 from basicsr_sgenet.integration.options import read_option_file
-from basicsr_sgenet.inference.network import NetworkSpec, build_network, spec_from_option_file
+from basicsr_sgenet.inference.network import build_network, spec_from_option_file, spec_from_options
 from basicsr_sgenet.tools.plotting import labelled_scatter
 from basicsr_sgenet.inference.runtime import resolve_device
 from basicsr_sgenet.tools.profiling import (
@@ -52,12 +52,6 @@ class Experiment:
     macs: Optional[int] = None
     latency_ms: Optional[float] = None
     cost_note: str = ''
-
-
-def _spec_from_options(options, source):
-    network = dict((options or {}).get('network_g') or {})
-    arch = network.pop('type', None)
-    return NetworkSpec(arch=arch, kwargs=network, source=source) if arch else None
 
 
 def _copied_option_file(folder):
@@ -92,7 +86,7 @@ def load_experiment(path, root, pick, best_by):
         merged.validations += parsed.validations
         merged.options = parsed.options or merged.options
     if spec is None:
-        spec = _spec_from_options(merged.options, logs[-1] if logs else folder)
+        spec = spec_from_options(merged.options, logs[-1] if logs else folder)
     validations = best_validations(merged, best_by) if pick == 'best' else latest_validations(merged)
     return Experiment(name=name, folder=folder, logs=logs, network=spec, validations=validations)
 

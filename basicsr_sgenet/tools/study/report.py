@@ -42,7 +42,7 @@ def collect_result(run, train_seconds):
 
 def network_costs(study, runs):
     """{variant: (parameters, MACs)} for one forward pass at ``study.macs_size``."""
-    from basicsr_sgenet.inference.network import NetworkSpec
+    from basicsr_sgenet.inference.network import spec_from_options
     from basicsr_sgenet.tools.profiling import build_on_meta, count_macs, count_parameters
 
     costs = {}
@@ -50,8 +50,7 @@ def network_costs(study, runs):
     for run in runs:
         if run.variant in costs:
             continue
-        kwargs = dict(run.options['network_g'])
-        spec = NetworkSpec(kwargs.pop('type'), kwargs, source=study.path)
+        spec = spec_from_options(run.options, study.path)
         network = build_on_meta(spec)
         costs[run.variant] = (count_parameters(network), count_macs(spec, height, width, network=network)[0])
     return costs
