@@ -150,3 +150,36 @@ def test_bf16_on_a_gpu_needs_native_support_on_that_gpu(monkeypatch):
     assert precision_problem('bf16', torch.device('cuda:0')) is None
     assert precision_problem('bf16', 'cuda') is None
     assert 'no native bf16' in precision_problem('bf16', torch.device('cuda:1'))
+
+
+# ----- what fits where ----------------------------------------------------------------------
+
+def test_training_memory_estimate_scales_with_pixels_and_picks_the_accumulation_that_fits():
+    from basicsr_sgenet.tools import training_memory
+    from tiny_archs import TINY_ARCHS
+    kwargs = TINY_ARCHS['NAFNet']
+    on_meta, parameters = training_memory._saved_bytes('NAFNet', kwargs, 64, 'meta')
+    on_cpu, _ = training_memory._saved_bytes('NAFNet', kwargs, 32, 'cpu')
+    assert on_meta > 0 and on_meta == pytest.approx(4 * on_cpu, rel=0.02)  # the CPU probe's scaling holds
+    estimate = training_memory.estimate_step_memory('NAFNet', kwargs, 64)
+    assert estimate.how == 'meta' and estimate.parameters == parameters
+    assert estimate.bytes_for(8) == 8 * on_meta + 16 * parameters
+    budget = estimate.bytes_for(2)
+    assert estimate.accumulate_to_fit(8, budget) == 4 and estimate.accumulate_to_fit(8, estimate.bytes_for(8)) == 1
+    assert estimate.accumulate_to_fit(8, estimate.bytes_for(1) - 1) is None
+
+
+def test_a_network_that_cannot_run_on_meta_is_probed_on_the_cpu(monkeypatch):
+    from basicsr_sgenet.tools import training_memory
+    from tiny_archs import TINY_ARCHS
+    real = training_memory._saved_bytes
+
+    def no_meta(arch, kwargs, crop, device):
+        if device == 'meta':
+            raise RuntimeError('Tensor.item() cannot be called on meta tensors')
+        return real(arch, kwargs, crop, device)
+
+    monkeypatch.setattr(training_memory, '_saved_bytes', no_meta)
+    estimate = training_memory.estimate_step_memory('NAFNet', TINY_ARCHS['NAFNet'], 128, probe_crop=32)
+    assert estimate.how == 'cpu 32x32, scaled'
+    assert estimate.activations_per_sample == pytest.approx(16 * real('NAFNet', TINY_ARCHS['NAFNet'], 32, 'cpu')[0])

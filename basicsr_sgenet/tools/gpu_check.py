@@ -205,7 +205,8 @@ def memory_section(device, arch_args):
         if budget:
             steps = estimate.accumulate_to_fit(total, budget)
             fit = f'accumulate {steps}' if steps else 'does not fit at batch 1'
-        rows.append([os.path.basename(path), total, crop, format_gib(estimate.bytes_for(total)),
+        rows.append([os.path.basename(path) + ('' if estimate.how == 'meta' else f' ({estimate.how})'), total, crop,
+                     format_gib(estimate.bytes_for(total)),
                      format_gib(estimate.bytes_for(per_gpu)), fit])
     return ['Estimated from the meta device (fp32 saved activations + 16 bytes per parameter; see '
             'basicsr_sgenet/tools/training_memory.py), not measured.', ''] + \

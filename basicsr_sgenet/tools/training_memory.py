@@ -4,7 +4,8 @@ compute, instant even for the papers' batches): what a recipe needs per GPU, and
 
 What is counted: the tensors autograd saves for the backward pass during one fp32
 forward pass (``torch.autograd.graph.saved_tensors_hooks``; parameters excluded, a tensor
-saved twice counted twice), plus 16 bytes per parameter (fp32 weights, gradients and
+saved twice counted twice; a network that cannot run on ``meta`` is probed on the CPU
+at 64x64 and scaled by the pixel count), plus 16 bytes per parameter (fp32 weights, gradients and
 Adam's two moments). Not counted: the backward pass's transient buffers, cuDNN/cuBLAS
 workspaces, the caching allocator's fragmentation, the CUDA context (~0.5 GiB). Under
 bf16/fp16 autocast most saved activations are half size. So: an estimate to decide
@@ -24,6 +25,7 @@ BYTES_PER_PARAMETER = 16  # fp32 weight + gradient + Adam exp_avg + exp_avg_sq
 class StepMemory:
     activations_per_sample: float  # bytes autograd saves per sample of the batch
     parameters: int
+    how: str = 'meta'  # or 'cpu NxN, scaled': see estimate_step_memory
 
     def bytes_for(self, batch):
         return self.activations_per_sample * batch + BYTES_PER_PARAMETER * self.parameters
@@ -37,28 +39,40 @@ class StepMemory:
         return None
 
 
-def estimate_step_memory(arch, kwargs, crop, sample_batch=1) -> Optional[StepMemory]:
-    """StepMemory of ``arch(**kwargs)`` training on ``crop`` x ``crop`` crops, or None where
-    the network cannot run on the meta device."""
+def _saved_bytes(arch, kwargs, crop, device):
+    """(bytes autograd saves for one 1 x 3 x crop x crop forward pass, parameter count)."""
     from basicsr.utils.registry import ARCH_REGISTRY
+    with torch.device(device):
+        network = ARCH_REGISTRY.get(arch)(**kwargs).train()
+    parameter_ids = {id(parameter) for parameter in network.parameters()}
+    saved = 0
+
+    def pack(tensor):
+        nonlocal saved
+        if id(tensor) not in parameter_ids:
+            saved += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        network(torch.zeros(1, 3, crop, crop, device=device))
+    return saved, sum(parameter.numel() for parameter in network.parameters())
+
+
+def estimate_step_memory(arch, kwargs, crop, probe_crop=64) -> Optional[StepMemory]:
+    """StepMemory of ``arch(**kwargs)`` training on ``crop`` x ``crop`` crops: from the
+    meta device at ``crop``; for a network whose forward needs real values, from a real
+    CPU pass at ``probe_crop`` scaled by the pixel count (activations grow with the
+    area). None where neither runs."""
     try:
-        with torch.device('meta'):
-            network = ARCH_REGISTRY.get(arch)(**kwargs).train()
-        parameter_ids = {id(parameter) for parameter in network.parameters()}
-        saved = 0
-
-        def pack(tensor):
-            nonlocal saved
-            if id(tensor) not in parameter_ids:
-                saved += tensor.numel() * tensor.element_size()
-            return tensor
-
-        x = torch.zeros(sample_batch, 3, crop, crop, device='meta')
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            network(x)
-    except Exception:  # noqa: BLE001 -- data-dependent code cannot run on meta: no estimate
+        saved, parameters = _saved_bytes(arch, kwargs, crop, 'meta')
+        return StepMemory(saved, parameters)
+    except Exception:  # noqa: BLE001 -- data-dependent code cannot run on meta: probe on the CPU
+        pass
+    try:
+        saved, parameters = _saved_bytes(arch, kwargs, probe_crop, 'cpu')
+    except Exception:  # noqa: BLE001 -- no estimate rather than a failed report
         return None
-    return StepMemory(saved / sample_batch, sum(parameter.numel() for parameter in network.parameters()))
+    return StepMemory(saved * (crop / probe_crop) ** 2, parameters, f'cpu {probe_crop}x{probe_crop}, scaled')
 
 
 def recipe_batch_and_crop(opt):
