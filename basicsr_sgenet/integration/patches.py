@@ -42,7 +42,7 @@ import os
 import sys
 import types
 
-from basicsr_sgenet.integration.errors import CheckpointMismatchError, DependencyError, LaunchError, OptionError
+from basicsr_sgenet.integration.errors import CheckpointMismatchError, DependencyError, LaunchError
 from basicsr_sgenet.integration.atomic_files import atomic_write
 
 # BasicSR's own functions that ``install`` replaced, by name: every install wraps these
@@ -215,7 +215,8 @@ def _init_dist_slurm(backend, port=None, **kwargs):
     if port is not None:
         os.environ['MASTER_PORT'] = str(port)
     os.environ.setdefault('MASTER_PORT', '29500')  # torch.distributed's default
-    os.environ['MASTER_ADDR'] = subprocess.getoutput(f'scontrol show hostname {os.environ["SLURM_NODELIST"]} | head -n1')
+    nodes = os.environ['SLURM_NODELIST']
+    os.environ['MASTER_ADDR'] = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1')
     os.environ.update(WORLD_SIZE=str(ntasks), LOCAL_RANK=str(local_rank), RANK=str(proc_id))
     dist.init_process_group(backend=backend, **kwargs)
 

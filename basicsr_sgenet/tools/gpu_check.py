@@ -135,7 +135,8 @@ def recipe_files():
 def device_section(device):
     from basicsr_sgenet.integration.precision import cpu_has_native_bf16, cuda_has_native_bf16
     from basicsr_sgenet.tools.machine import describe_machine
-    lines = [f'- Machine: {describe_machine(device)}', f'- Python {platform.python_version()}, torch {torch.__version__}']
+    lines = [f'- Machine: {describe_machine(device)}',
+             f'- Python {platform.python_version()}, torch {torch.__version__}']
     if device.type == 'cuda':
         props = torch.cuda.get_device_properties(device)
         try:
@@ -356,7 +357,7 @@ def tiled_section(report, device, settings, arch_args):
             network = build(arch, arch_args, device)
             multiple = size_multiple(network)
 
-            def forward(piece):
+            def forward(piece, network=network):
                 from basicsr_sgenet.archs.arch_util import final_image
                 with torch.inference_mode(), autocast(device, 'fp32'):
                     return final_image(network(piece.to(device)))

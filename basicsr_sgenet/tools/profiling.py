@@ -18,10 +18,11 @@ Used by ``scripts/benchmark.py`` and ``scripts/compare.py``. What each number me
   (tensors only, not the caching allocator's reserve or the CUDA context): weights and
   input included for ``measure_latency``; for the side-by-side benchmark
   (``interleaved_timings``) the rise over what was allocated before the pass, since the
-  other configurations' copies of the network stay on the GPU meanwhile. On the CPU, the rise of the process's peak resident set size (Linux
-  ``VmHWM``, reset through ``/proc/self/clear_refs``) over the resident size just before
-  the pass, after returning freed heap memory to the OS with ``malloc_trim``: the
-  memory the forward pass itself needed (activations, workspaces), weights excluded.
+  other configurations' copies of the network stay on the GPU meanwhile. On the CPU,
+  the rise of the process's peak resident set size (Linux ``VmHWM``, reset through
+  ``/proc/self/clear_refs``) over the resident size just before the pass, after
+  returning freed heap memory to the OS with ``malloc_trim``: the memory the forward
+  pass itself needed (activations, workspaces), weights excluded.
   Elsewhere it is not measured.
 """
 import contextlib
