@@ -32,14 +32,15 @@ if __name__ == '__main__' and not __package__:
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr_sgenet.integration.errors import InferenceError, status_or_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import InferenceError, first_line, status_or_user_error  # noqa: E402
 from basicsr_sgenet.inference.backends import BACKENDS, PRECISION_CHOICES, build_restorer, plan_from_args  # noqa: E402
 from basicsr_sgenet.inference.image_io import (  # noqa: E402
     ImageReadError, create_output_dir, list_input_images, plan_outputs, read_image, remove_interrupted_writes,
     write_image)
 from basicsr_sgenet.inference.network import network_spec_from_args  # noqa: E402
 from basicsr_sgenet.inference.runtime import resolve_device  # noqa: E402
-from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tile_overlap_warning  # noqa: E402
+from basicsr_sgenet.inference.tiling import (  # noqa: E402
+    AUTO_TILE, check_tile_settings, count_tiles, tile_for_image, tile_overlap_warning, whole_image_pixel_budget)
 from basicsr_sgenet.integration.output_folders import remove_if_empty  # noqa: E402
 
 
@@ -62,8 +63,10 @@ def build_parser():
     parser.add_argument('--arch-args', default=None,
                         help='JSON keyword arguments of the arch, e.g. \'{"channels": [48, 60, 72]}\' '
                         '(default: the paper configuration)')
-    parser.add_argument('--tile', type=int, default=0,
-                        help='tile size in pixels for large images (0: whole image at once)')
+    parser.add_argument('--tile', type=int, default=None,
+                        help='tile size in pixels (0: every image whole). Default: whole images up to the '
+                        'network\'s pixel budget (see inference/tiling.py: 8.3 MP, one 4K frame; Restormer 4.0 MP), '
+                        f'{AUTO_TILE}-pixel tiles above it')
     parser.add_argument('--tile-overlap', type=int, default=64,
                         help='overlap between neighbouring tiles in pixels (default 64)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (default auto)')
@@ -99,10 +102,11 @@ def deblur_files(args):
         return 0
 
     restorer, multiple = build_restorer(plan, spec)
-    if args.tile:
-        check_tile_settings(args.tile, args.tile_overlap, multiple)
+    args.pixel_budget = whole_image_pixel_budget(spec.arch if spec else None)
+    if args.tile or args.tile is None:
+        check_tile_settings(args.tile or AUTO_TILE, args.tile_overlap, multiple)
         warning = tile_overlap_warning(args.tile_overlap)  # only once the run is going to happen
-        if warning:
+        if warning and args.tile:
             print(f'warning: {warning}', file=sys.stderr)
     if not args.quiet:
         print(f'Running {plan.describe()}', file=sys.stderr)
@@ -137,17 +141,34 @@ def restore_image(restorer, image, args, multiple):
     """Deblur one LoadedImage, with a per-tile progress bar when tiled; running out of
     memory becomes an error that says how to avoid it."""
     height, width = image.rgb.shape[:2]
-    tiles = count_tiles(height, width, args.tile, args.tile_overlap, multiple) if args.tile else 1
+    tile = tile_for_image(height, width, args.tile, getattr(args, 'pixel_budget', None))
+    if tile and not args.tile and not args.quiet:
+        tqdm.write(f'{image.path} ({height}x{width}) is above the whole-image budget of '
+                   f'{args.pixel_budget / 1e6:.1f} MP: deblurring it in {tile}-pixel tiles (--tile 0: whole)',
+                   file=sys.stderr)
+    tiles = count_tiles(height, width, tile, args.tile_overlap, multiple) if tile else 1
     try:
         with tqdm(total=tiles, desc=os.path.basename(image.path), unit='tile', leave=False,
                   disable=args.quiet or tiles == 1) as tiles_bar:
-            return restorer.restore(image.rgb, args.tile, args.tile_overlap, multiple, tiles_bar.update)
+            return restorer.restore(image.rgb, tile, args.tile_overlap, multiple, tiles_bar.update)
     except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError too
+        where = f'{tile}x{tile} tiles' if tile else 'the whole image at once'
+        if is_index_limit_error(err):
+            # Not memory: one intermediate tensor of the whole image has more elements than
+            # the kernel's 32-bit indexing allows (Restormer above ~4.2 MP).
+            raise InferenceError(f'{image.path} ({height}x{width}) is too large for this network {where} '
+                                 f'({first_line(err)[:100]}); use --tile 512') from None
         if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in str(err):
             raise
-        where = f'{args.tile}x{args.tile} tiles' if args.tile else 'the whole image at once'
         raise InferenceError(f'Out of memory deblurring {image.path} ({height}x{width}) with {where} on '
                              f'{restorer.device}; use a smaller --tile (e.g. 512 or 256)') from None
+
+
+def is_index_limit_error(err):
+    """Whether ``err`` is a kernel refusing a tensor too large for 32-bit index math."""
+    text = str(err)
+    return any(marker in text for marker in ('32-bit index', '32bit index', 'canUse32BitIndexMath', 'INT_MAX',
+                                             'int32 range', 'exceeds 2^31'))
 
 
 def main(argv=None):

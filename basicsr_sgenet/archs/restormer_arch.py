@@ -39,10 +39,14 @@ class ChannelLayerNorm(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels)) if with_bias else None
 
     def forward(self, x):
+        # In fp32 whatever the input: under fp16 autocast the squares of activations above
+        # ~256 overflow fp16's range, and the variance becomes inf.
+        dtype, x = x.dtype, x.float()
         variance = x.var(1, keepdim=True, unbiased=False)
         centred = x - x.mean(1, keepdim=True) if self.bias is not None else x
         out = centred / torch.sqrt(variance + 1e-5) * self.weight.view(1, -1, 1, 1)
-        return out + self.bias.view(1, -1, 1, 1) if self.bias is not None else out
+        out = out + self.bias.view(1, -1, 1, 1) if self.bias is not None else out
+        return out.to(dtype)
 
 
 class LayerNorm(nn.Module):
@@ -219,6 +223,10 @@ class Restormer(nn.Module):
 
     Output: the restored image, ``(N, out_channels, H, W)``, in eval and training mode.
     """
+
+    # The deblur CLI tiles larger images by default: above ~4.2 MP a whole-image pass fails
+    # on a 32-bit index limit of its kernels, not on memory (inference/tiling.py).
+    whole_image_pixel_budget = 4_000_000
 
     def __init__(self, inp_channels=3, out_channels=3, dim=48, num_blocks=(4, 6, 6, 8), num_refinement_blocks=4,
                  heads=(1, 2, 4, 8), ffn_expansion_factor=2.66, bias=False, LayerNorm_type='WithBias',

@@ -35,6 +35,36 @@ import torch
 
 from basicsr_sgenet.integration.errors import InferenceError
 
+# Automatic tiling (the deblur CLI without --tile): images above a network's whole-image
+# pixel budget run in AUTO_TILE tiles. The default budget is one 4K UHD frame; a network
+# class may lower it with a ``whole_image_pixel_budget`` attribute (Restormer: its
+# kernels fail on 32-bit index limits above ~4.2 MP, which no amount of memory avoids).
+AUTO_TILE = 512
+DEFAULT_PIXEL_BUDGET = 3840 * 2160
+
+
+def whole_image_pixel_budget(arch=None):
+    """Largest image (pixels) the deblur CLI runs whole by default for ``arch``."""
+    if arch:
+        from basicsr.utils.registry import ARCH_REGISTRY
+        try:
+            network_class = ARCH_REGISTRY.get(arch)
+        except KeyError:
+            network_class = None
+        budget = getattr(network_class, 'whole_image_pixel_budget', None)
+        if budget:
+            return min(budget, DEFAULT_PIXEL_BUDGET)
+    return DEFAULT_PIXEL_BUDGET
+
+
+def tile_for_image(height, width, tile=None, pixel_budget=None):
+    """The tile size for one image: ``tile`` when given (0: whole), else 0 up to
+    ``pixel_budget`` pixels and AUTO_TILE above."""
+    if tile is not None:
+        return tile
+    return AUTO_TILE if height * width > (pixel_budget or DEFAULT_PIXEL_BUDGET) else 0
+
+
 # Fraction of the overlap discarded at each shared tile edge (see the module docstring).
 MARGIN_FRACTION = 0.25
 # Below this overlap, seams between tiles can be seen (see tile_overlap_warning).

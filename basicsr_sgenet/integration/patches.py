@@ -20,7 +20,9 @@ a kill during ``torch.save`` leaves a          write a temporary file, fsync, re
 truncated checkpoint under the final name
 ``init_dist``: ``set_device(rank % 0)`` and    gloo and no device selection without CUDA;
 nccl on a CPU-only machine; ``dist_params``    ``dist_params.backend`` / ``timeout_minutes``
-ignored outside slurm                          passed to ``install``
+ignored outside slurm, the timeout under       passed to ``install``, the timeout under
+slurm too; workers spawned on CUDA only        every launcher; workers forked on Linux
+data-loader workers restarted every epoch      ``persistent_workers`` on by default
 DDP built with CUDA ``device_ids``             no device ids without CUDA
 checkpoints load only from ``params[_ema]``    read every common wrapper; a checkpoint of
 and a mismatch is a page of torch text         another network is one error naming keys
@@ -40,7 +42,7 @@ import os
 import sys
 import types
 
-from basicsr_sgenet.integration.errors import CheckpointMismatchError, DependencyError, LaunchError, OptionError
+from basicsr_sgenet.integration.errors import CheckpointMismatchError, DependencyError, LaunchError
 from basicsr_sgenet.integration.atomic_files import atomic_write
 
 # BasicSR's own functions that ``install`` replaced, by name: every install wraps these
@@ -200,22 +202,48 @@ def _load_any_checkpoint(load_network):
 
 # ----------------------------------------------------------------------------- distributed
 
+def _init_dist_slurm(backend, port=None, **kwargs):
+    """BasicSR's slurm set-up (one GPU per task, rank and world size from slurm, master
+    address from ``scontrol``), passing ``kwargs`` (the timeout) to init_process_group."""
+    import subprocess
+
+    import torch
+    import torch.distributed as dist
+    proc_id, ntasks = int(os.environ['SLURM_PROCID']), int(os.environ['SLURM_NTASKS'])
+    local_rank = proc_id % torch.cuda.device_count()
+    torch.cuda.set_device(local_rank)
+    if port is not None:
+        os.environ['MASTER_PORT'] = str(port)
+    os.environ.setdefault('MASTER_PORT', '29500')  # torch.distributed's default
+    nodes = os.environ['SLURM_NODELIST']
+    os.environ['MASTER_ADDR'] = subprocess.getoutput(f'scontrol show hostname {nodes} | head -n1')
+    os.environ.update(WORLD_SIZE=str(ntasks), LOCAL_RANK=str(local_rank), RANK=str(proc_id))
+    dist.init_process_group(backend=backend, **kwargs)
+
+
 def _init_dist(launcher, backend=None, *, original, option_backend, timeout_minutes, **kwargs):
     """Replaces ``basicsr.utils.options.init_dist``: see the module docstring."""
     import torch
     import torch.distributed as dist
+    import torch.multiprocessing as mp
 
+    kwargs.pop('timeout_minutes', None)  # BasicSR passes dist_params under slurm; install() has it
+    port = kwargs.pop('port', None)
     if launcher == 'pytorch':
         missing = [name for name in TORCHRUN_ENV if not os.environ.get(name)]
         if missing:
             raise LaunchError(f'--launcher pytorch needs the environment torchrun sets up (missing: '
                               f'{", ".join(missing)}). Start training with `torchrun --nproc_per_node=N '
                               'basicsr_sgenet/train.py -opt ... --launcher pytorch`, or drop --launcher.')
-        if timeout_minutes:
-            # Rank 0 validates the whole set while the others wait in a collective: with
-            # nccl's 10-minute default, a long validation kills the run.
-            kwargs.setdefault('timeout', datetime.timedelta(minutes=timeout_minutes))
+    if timeout_minutes:
+        # Rank 0 validates the whole set while the others wait in a collective: with
+        # nccl's 10-minute default, a long validation kills the run.
+        kwargs.setdefault('timeout', datetime.timedelta(minutes=timeout_minutes))
     backend = backend or option_backend
+    if mp.get_start_method(allow_none=True) is None and sys.platform.startswith('linux'):
+        # BasicSR's init_dist would pick 'spawn' (on the CUDA path only): every data-loader
+        # worker then re-imports torch. Forked workers never touch CUDA, so fork is safe.
+        mp.set_start_method('fork')
     if not torch.cuda.is_available():
         if backend == 'nccl':
             raise LaunchError('dist_params.backend is nccl, which needs CUDA GPUs, and this machine has none: '
@@ -224,6 +252,9 @@ def _init_dist(launcher, backend=None, *, original, option_backend, timeout_minu
             raise LaunchError(f'--launcher {launcher} assigns one CUDA GPU per process and this machine has none: '
                               'use torchrun with --launcher pytorch, which runs on CPUs with gloo.')
         dist.init_process_group(backend=backend or 'gloo', **kwargs)
+        return
+    if launcher == 'slurm':
+        _init_dist_slurm(backend or 'nccl', port, **kwargs)
         return
     original(launcher, backend or 'nccl', **kwargs)
 
@@ -244,22 +275,23 @@ def _model_to_device_without_cuda(model_to_device):
 
 def split_total_batch_size(opt):
     """Set ``batch_size_per_gpu`` from ``total_batch_size`` for this run's process count."""
+    from basicsr_sgenet.integration.batches import per_process_batch
     train = opt.get('datasets', {}).get('train')
     if not train or train.get('total_batch_size') is None:
         return
-    total = train['total_batch_size']
     # BasicSR's batch per step: batch_size_per_gpu per process under torchrun, and
     # batch_size_per_gpu x num_gpu in one process with DataParallel.
-    shares = opt['world_size'] if opt['dist'] else max(opt['num_gpu'], 1)
-    if isinstance(total, bool) or not isinstance(total, int) or total < 1 or total % shares:
-        raise OptionError(f'datasets.train.total_batch_size is {total!r}: it must be a positive integer '
-                          f'divisible by the {shares} processes/GPUs this run uses.')
-    per_gpu = total // shares
-    given = train.get('batch_size_per_gpu')
-    if given is not None and given != per_gpu:
-        raise OptionError(f'datasets.train.batch_size_per_gpu is {given} but total_batch_size {total} over '
-                          f'{shares} processes/GPUs gives {per_gpu}: set only one of the two.')
-    train['batch_size_per_gpu'] = per_gpu
+    processes = opt['world_size'] if opt['dist'] else 1
+    gpus = 1 if opt['dist'] else max(opt['num_gpu'], 1)
+    train['batch_size_per_gpu'] = per_process_batch(train, processes, gpus) // (1 if opt['dist'] else gpus)
+
+
+def keep_loader_workers(opt):
+    """Training loaders with workers keep them between epochs (BasicSR: new workers every
+    epoch, each re-opening the LMDBs) unless ``persistent_workers`` is set."""
+    train = opt.get('datasets', {}).get('train')
+    if train and train.get('num_worker_per_gpu'):
+        train.setdefault('persistent_workers', True)
 
 
 def _split_total_batch_size_first(create_train_val_dataloader):
@@ -267,6 +299,7 @@ def _split_total_batch_size_first(create_train_val_dataloader):
     @functools.wraps(create_train_val_dataloader)
     def wrapper(opt, logger):
         split_total_batch_size(opt)
+        keep_loader_workers(opt)
         return create_train_val_dataloader(opt, logger)
 
     return wrapper

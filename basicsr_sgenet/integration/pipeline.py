@@ -14,6 +14,7 @@ def _options_flags(argv):
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument('-opt')
     parser.add_argument('--force_yml', nargs='+', default=None)
+    parser.add_argument('--launcher', default='none')
     return parser.parse_known_args(argv)[0]
 
 
@@ -31,24 +32,51 @@ def check_output_folders(pipeline_name, root):
                                     'current directory, so run from a folder you can write to.')
 
 
+def one_gpu_unless_asked(opt, argv, launcher):
+    """``argv`` with ``num_gpu`` pinned to 1 where a single-process run says ``num_gpu:
+    auto`` on a host with several GPUs: BasicSR would wrap the network in DataParallel over
+    all of them (slower than one process per GPU, and wrong under mixed precision). An
+    integer ``num_gpu`` is taken as asked; torchrun/slurm runs use one GPU per process."""
+    import torch
+    if launcher != 'none' or opt.get('num_gpu', 'auto') != 'auto' or torch.cuda.device_count() < 2:
+        return argv
+    print(f'basicsr-sgenet: num_gpu is auto in one process: using 1 of the {torch.cuda.device_count()} GPUs. '
+          'For all of them run torchrun --nproc_per_node=N ... --launcher pytorch (or set num_gpu for '
+          'DataParallel).', flush=True)
+    force = list(argv)
+    if '--force_yml' in force:
+        force.insert(force.index('--force_yml') + 1, 'num_gpu=1')
+    else:
+        force += ['--force_yml', 'num_gpu=1']
+    return force
+
+
 def prepare_run(pipeline_name, argv):
-    """Check the option file (with ``--force_yml`` applied) and the output folders before
-    anything is created, then install the patches with its ``dist_params``."""
-    from basicsr_sgenet.integration import options, patches
+    """Check the option file (with ``--force_yml`` applied), its batch layout and the output
+    folders before anything is created, then install the patches with its ``dist_params``.
+    Returns the arguments to hand to BasicSR."""
+    from basicsr_sgenet.integration import batches, options, patches
     flags = _options_flags(argv)
     opt = {}
     if flags.opt:  # without -opt, BasicSR's own argument parser says what is missing
         opt = options.apply_force_yml(options.read_option_file(flags.opt), flags.force_yml)
         options.check_options(opt, flags.opt, is_train=pipeline_name == 'train')
+        argv = one_gpu_unless_asked(opt, argv, flags.launcher)
+        if pipeline_name == 'train':
+            try:
+                batches.check_batches(opt, *batches.run_layout(opt, flags.launcher))
+            except options.OptionError as err:
+                raise options.OptionError(f'Option file {flags.opt}: {err}') from None
         check_output_folders(pipeline_name, os.getcwd())
     dist_params = opt.get('dist_params') or {}
     patches.install(dist_backend=dist_params.get('backend'), dist_timeout_minutes=dist_params.get('timeout_minutes'))
+    return argv
 
 
 def run_pipeline(pipeline_name, argv=None):
     """Run BasicSR's ``train_pipeline`` or ``test_pipeline`` with this plugin."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    exit_on_user_error(prepare_run, pipeline_name, argv)
+    argv = exit_on_user_error(prepare_run, pipeline_name, argv)
     if pipeline_name == 'train':
         from basicsr.train import train_pipeline as pipeline
     else:

@@ -3,7 +3,9 @@
 Reduced precision runs under ``torch.autocast``: weights stay fp32, convolutions and
 matrix products run in bf16/fp16. Two combinations are refused rather than run:
 
-* fp16 without CUDA: CPU fp16 convolutions are slow or unsupported;
+* fp16 without CUDA for inference (deblur, benchmark): CPU fp16 kernels are slow. Training
+  and validation may run fp16 on the CPU (with a warning), so that the GPU's fp16 code
+  path -- autocast, gradient scaler, skipped steps, the scaler's saved state -- runs in CI;
 * bf16 on a CPU without native bf16 instructions (AVX-512 BF16 or AMX): oneDNN then
   takes a reference path, measured ~250x slower than fp32 for one 96-channel 3x3
   convolution on an AVX2-only machine. ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``
@@ -66,17 +68,56 @@ def parse_precision(setting, where):
     return setting
 
 
-def precision_problem(precision, device):
-    """Why ``precision`` must not run on ``device`` (a torch.device or its type), or None."""
+def precision_problem(precision, device, cpu_fp16=False):
+    """Why ``precision`` must not run on ``device`` (a torch.device or its type), or None.
+    ``cpu_fp16``: accept fp16 on the CPU (training; see ``slow_precision_warning``)."""
     device_type = getattr(device, 'type', device)
-    if precision == 'fp16' and device_type != 'cuda':
+    if precision == 'fp16' and device_type != 'cuda' and not (cpu_fp16 and device_type == 'cpu'):
         return 'fp16 needs a CUDA device; on the CPU use fp32 (or bf16 where the CPU has native bf16)'
-    if precision == 'bf16' and device_type == 'cuda' and not torch.cuda.is_bf16_supported():
-        return 'this GPU does not support bf16; use fp16 or fp32'
+    if precision == 'bf16' and device_type == 'cuda' and not cuda_has_native_bf16(device):
+        return 'this GPU has no native bf16 (before Ampere, torch only emulates it, slowly); use fp16 or fp32'
     if precision == 'bf16' and device_type == 'cpu' and not cpu_has_native_bf16():
         return ('this CPU has no native bf16 (no AVX-512 BF16 or AMX), so bf16 convolutions take a reference '
                 'path about 100-250x slower than fp32; use fp32')
     return None
+
+
+def cuda_has_native_bf16(device):
+    """Whether the GPU ``device`` (a torch.device, 'cuda' or 'cuda:N') computes bf16 natively
+    (Ampere and later): torch's own check counts emulation and looks at the current GPU."""
+    device = torch.device(device)
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return torch.cuda.get_device_capability(index) >= (8, 0)
+
+
+def cpu_has_native_fp16():
+    """Whether oneDNN has fast fp16 kernels on this CPU (AVX-512 FP16 / AMX-FP16)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_fp16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+_WARNED = set()
+
+
+def slow_precision_warning(precision, device):
+    """A one-line warning where ``precision`` runs but slowly on ``device`` (fp16 on a CPU
+    without native fp16), else None."""
+    if precision == 'fp16' and getattr(device, 'type', device) == 'cpu' and not cpu_has_native_fp16():
+        return ('fp16 on this CPU (no native fp16 kernels) runs, to exercise the GPU code path, but much slower '
+                'than fp32 or bf16: use fp16 on CUDA GPUs.')
+    return None
+
+
+def warn_once(message, logger=None):
+    """Log ``message`` as a warning the first time this process sees it."""
+    if message and message not in _WARNED:
+        _WARNED.add(message)
+        if logger is None:
+            from basicsr.utils import get_root_logger
+            logger = get_root_logger()
+        logger.warning(message)
 
 
 def autocast(device, precision):
@@ -88,14 +129,15 @@ def autocast(device, precision):
 
 def option_precision(opt, section, device):
     """``<section>.mixed_precision`` of an option dict as 'fp32'/'bf16'/'fp16', checked
-    against ``device``; OptionError naming the key otherwise."""
+    against ``device``; OptionError naming the key otherwise. fp16 on a CPU is accepted
+    (training and validation; slow, see ``slow_precision_warning``)."""
     from basicsr_sgenet.integration.errors import OptionError
     where = f'{section}.mixed_precision'
     try:
         precision = parse_precision((opt.get(section) or {}).get('mixed_precision'), where)
     except ValueError as err:
         raise OptionError(str(err)) from None
-    problem = precision_problem(precision, device)
+    problem = precision_problem(precision, device, cpu_fp16=True)
     if problem:
         raise OptionError(f'{where} is {precision} on {getattr(device, "type", device)}, but {problem}.')
     return precision

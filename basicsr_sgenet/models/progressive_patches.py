@@ -2,14 +2,19 @@
 crops and large batches and moves to larger crops and smaller batches in stages.
 
 As in Restormer's trainer, the data loader always yields its full ``gt_size`` crops and
-batch; at each iteration the model keeps a random ``mini_batch_sizes[stage]`` of the
-samples and one random ``gt_sizes[stage]`` window shared by the whole batch::
+batch; at each iteration the model keeps a random sub-batch of the samples and one random
+``gt_sizes[stage]`` window shared by the whole batch::
 
     train:
       progressive:
         iters: [92000, 64000, 48000, 36000, 36000, 24000]
         gt_sizes: [128, 160, 192, 256, 320, 384]
-        mini_batch_sizes: [8, 5, 4, 2, 1, 1]     # per process, like batch_size_per_gpu
+        total_mini_batch_sizes: [64, 40, 32, 16, 8, 8]   # the whole run's, like total_batch_size
+
+``total_mini_batch_sizes`` keeps the recipe's batch whatever the number of processes (the
+authors' per-GPU ``[8, 5, 4, 2, 1, 1]`` on 8 GPUs); ``mini_batch_sizes`` is the per-process
+form (then the total scales with the GPU count). Under DataParallel the sub-batch is
+taken in the one process, before the scatter.
 """
 import random
 
@@ -24,14 +29,17 @@ class ProgressivePatches:
         self.ends = [sum(self.iters[:i + 1]) for i in range(len(self.iters))]
 
     @classmethod
-    def from_options(cls, train_opt, where='train.progressive'):
-        """From ``train.progressive`` (None when absent); OptionError naming the key."""
+    def from_options(cls, train_opt, where='train.progressive', processes=1):
+        """From ``train.progressive`` (None when absent) for a run of ``processes``
+        processes; OptionError naming the key."""
+        from basicsr_sgenet.integration.batches import progressive_mini_batches
         settings = train_opt.get('progressive')
         if settings is None:
             return None
         if not isinstance(settings, dict):
-            raise OptionError(f'{where} must be a mapping with iters, gt_sizes and mini_batch_sizes.')
+            raise OptionError(f'{where} must be a mapping with iters, gt_sizes and (total_)mini_batch_sizes.')
         lists = {}
+        settings = dict(settings, mini_batch_sizes=progressive_mini_batches(settings, processes))
         for key in ('iters', 'gt_sizes', 'mini_batch_sizes'):
             value = settings.get(key)
             if (not isinstance(value, (list, tuple)) or not value

@@ -212,6 +212,12 @@ def run_benchmark(args):
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     machine = describe_machine(device, load_average=True)
+    if device.type == 'cuda':
+        # PyTorch runs fp32 convolutions as TF32 on Ampere and later by default: fp32 rows
+        # would not be fp32, nor the reference the other rows are compared with.
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        machine += ' (TF32 off: fp32 rows are true fp32)'
+
     sizes = [parse_size(text, '--sizes') for text in args.sizes.split(',') if text.strip()]
     configurations = parse_configurations(args)
     for precision in dict.fromkeys(precision for precision, _ in configurations):

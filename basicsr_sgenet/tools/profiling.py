@@ -14,12 +14,15 @@ Used by ``scripts/benchmark.py`` and ``scripts/compare.py``. What each number me
   ``torch.cuda.synchronize()`` before starting and before stopping the clock on CUDA,
   so asynchronous kernel launches are not mistaken for finished work. Median (and min)
   of the timed runs.
-* Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` during one forward pass,
-  weights and input included (tensors only, not the caching allocator's reserve or the
-  CUDA context). On the CPU, the rise of the process's peak resident set size (Linux
-  ``VmHWM``, reset through ``/proc/self/clear_refs``) over the resident size just before
-  the pass, after returning freed heap memory to the OS with ``malloc_trim``: the
-  memory the forward pass itself needed (activations, workspaces), weights excluded.
+* Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` during one forward pass
+  (tensors only, not the caching allocator's reserve or the CUDA context): weights and
+  input included for ``measure_latency``; for the side-by-side benchmark
+  (``interleaved_timings``) the rise over what was allocated before the pass, since the
+  other configurations' copies of the network stay on the GPU meanwhile. On the CPU,
+  the rise of the process's peak resident set size (Linux ``VmHWM``, reset through
+  ``/proc/self/clear_refs``) over the resident size just before the pass, after
+  returning freed heap memory to the OS with ``malloc_trim``: the memory the forward
+  pass itself needed (activations, workspaces), weights excluded.
   Elsewhere it is not measured.
 """
 import contextlib
@@ -225,16 +228,20 @@ class _PeakMemoryReading:
 
 
 @contextlib.contextmanager
-def _peak_memory(device):
-    """Measure the peak memory of what runs inside (see the module docstring); the
-    reading is None where it cannot be measured."""
+def _peak_memory(device, above_resident=True):
+    """Measure the peak memory of what runs inside; the reading is None where it cannot
+    be measured. ``above_resident``: on CUDA, only the rise over the memory allocated
+    before (as on the CPU): the benchmark keeps every configuration's copy of the network
+    on the GPU while it times them side by side, and those copies are not this pass's
+    cost. False: the absolute CUDA peak (what must fit on the GPU)."""
     reading = _PeakMemoryReading()
     if device.type == 'cuda':
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
+        resident = torch.cuda.memory_allocated(device) if above_resident else 0
         yield reading
         _synchronize(device)
-        reading.mib = torch.cuda.max_memory_allocated(device) / MIB
+        reading.mib = (torch.cuda.max_memory_allocated(device) - resident) / MIB
         return
     try:
         _release_free_heap()
