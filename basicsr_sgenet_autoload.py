@@ -5,7 +5,7 @@ The installed ``basicsr_sgenet_autoload.pth`` imports this module at interpreter
 It costs nothing then: it only puts a finder on ``sys.meta_path`` that waits for the first
 ``import basicsr``. At that moment it imports ``basicsr_sgenet`` (which makes BasicSR
 importable and registers SGENet), installs the plugin's patches
-(``basicsr_sgenet.patches.install``), and then lets BasicSR's own ``__init__`` run.
+(``basicsr_sgenet.integration.patches.install``), and then lets BasicSR's own ``__init__`` run.
 
 If the plugin cannot be loaded, BasicSR still loads (with a warning): a broken plugin
 must not take down every other BasicSR user in the environment.
@@ -39,7 +39,7 @@ class _RegisterPluginFirst(importlib.abc.Loader):
         # to run first: on torchvision >= 0.17 BasicSR's __init__ fails without its fix.
         try:
             importlib.import_module('basicsr_sgenet')  # makes BasicSR importable, registers the plugin
-            importlib.import_module('basicsr_sgenet.patches').install()
+            importlib.import_module('basicsr_sgenet.integration.patches').install()
         except Exception as err:  # noqa: BLE001 -- any plugin failure must leave BasicSR usable
             warnings.warn(f'basicsr-sgenet could not be loaded ({type(err).__name__}: {err}); BasicSR runs '
                           'without SGENet. Set BASICSR_SGENET_AUTOLOAD=0 to silence this.', stacklevel=2)

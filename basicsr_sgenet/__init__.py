@@ -2,11 +2,11 @@
 
 Importing this package registers the plugin's archs, losses, models, datasets and
 metrics in BasicSR's registries, after making ``import basicsr`` work on today's PyTorch
-stack. Nothing else changes in BasicSR until ``basicsr_sgenet.patches.install()`` runs
+stack. Nothing else changes in BasicSR until ``basicsr_sgenet.integration.patches.install()`` runs
 (the plugin's train/test entry points and the auto-load hook call it).
 """
-from basicsr_sgenet.errors import DependencyError, print_uncaught_briefly
-from basicsr_sgenet.patches import make_basicsr_importable
+from basicsr_sgenet.integration.errors import DependencyError, print_uncaught_briefly
+from basicsr_sgenet.integration.patches import make_basicsr_importable
 
 try:
     # First: if registering below ever fails, BasicSR itself stays importable.

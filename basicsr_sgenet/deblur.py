@@ -32,7 +32,7 @@ if __name__ == '__main__' and not __package__:
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr_sgenet.errors import InferenceError, status_or_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import InferenceError, status_or_user_error  # noqa: E402
 from basicsr_sgenet.inference.backends import BACKENDS, PRECISION_CHOICES, build_restorer, plan_from_args  # noqa: E402
 from basicsr_sgenet.inference.image_io import (  # noqa: E402
     ImageReadError, create_output_dir, list_input_images, plan_outputs, read_image, remove_interrupted_writes,
@@ -41,7 +41,7 @@ from basicsr_sgenet.inference.network import (  # noqa: E402
     DEFAULT_ARCH, NetworkSpec, parse_arch_args, spec_from_option_file)
 from basicsr_sgenet.inference.runtime import resolve_device  # noqa: E402
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tile_overlap_warning  # noqa: E402
-from basicsr_sgenet.output_folders import remove_if_empty  # noqa: E402
+from basicsr_sgenet.integration.output_folders import remove_if_empty  # noqa: E402
 
 
 def build_parser():

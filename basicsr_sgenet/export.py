@@ -42,13 +42,13 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from basicsr_sgenet.archs.arch_util import final_image  # noqa: E402
-from basicsr_sgenet.errors import InferenceError, first_line, status_or_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import InferenceError, first_line, status_or_user_error  # noqa: E402
 from basicsr_sgenet.inference.network import build_network, size_multiple  # noqa: E402
 from basicsr_sgenet.inference.onnx_backend import (  # noqa: E402
     INPUT_NAME, METADATA_PREFIX, OUTPUT_NAME, import_onnx_packages, ort_session)
-from basicsr_sgenet.output_folders import output_folder_problem  # noqa: E402
-from basicsr_sgenet.profiling import parse_size  # noqa: E402
-from basicsr_sgenet.weights import load_weights  # noqa: E402
+from basicsr_sgenet.integration.output_folders import output_folder_problem  # noqa: E402
+from basicsr_sgenet.tools.profiling import parse_size  # noqa: E402
+from basicsr_sgenet.integration.weights import load_weights  # noqa: E402
 
 DEFAULT_OPSET = 17  # LayerNormalization and everything the archs use; ONNX Runtime >= 1.14
 DEFAULT_TOLERANCE = 1e-4  # max |ONNX Runtime - PyTorch| on [0, 1] images: 0.03 of an 8-bit level

@@ -14,7 +14,7 @@ if __name__ == '__main__' and not __package__:
     # whose module names (data, models, test, ...) would shadow top-level ones.
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from basicsr_sgenet.cli import run_pipeline  # noqa: E402
+from basicsr_sgenet.integration.pipeline import run_pipeline  # noqa: E402
 
 
 def main(argv=None):

@@ -56,7 +56,7 @@ TRAIN_SCRIPT = os.path.join(REPO_ROOT, 'basicsr_sgenet', 'train.py')
 GOPRO_RECIPE = os.path.join(REPO_ROOT, 'options', 'train_SGENet_GoPro.yml')
 
 from basicsr_sgenet.archs.sgenet_arch import PAPER_CHANNELS  # noqa: E402
-from basicsr_sgenet.experiment_logs import parse_log_text, step_statistics  # noqa: E402
+from basicsr_sgenet.tools.experiment_logs import parse_log_text, step_statistics  # noqa: E402
 
 COLUMNS = ['Config', 'Processes', 'Total batch', 'Step (ms)', 'it/s', 'Images/s', 'Data share (%)', 'Device']
 
@@ -93,7 +93,7 @@ def write_synthetic_pairs(root, count, size, seed=0):
 def synthetic_options(data_root, channels, num_rdm):
     """The GoPro recipe (options/train_SGENet_GoPro.yml: model, loss, optimizer, loader) on
     the synthetic pairs, read from disk."""
-    from basicsr_sgenet.options import load_options
+    from basicsr_sgenet.integration.options import load_options
     return load_options(GOPRO_RECIPE, {
         'name': 'synthetic',
         'datasets': {'train': {'dataroot_gt': os.path.join(data_root, 'sharp'),
@@ -168,7 +168,7 @@ def launch_command(nproc, option_file):
 
 def run_training(run_dir, opt, nproc, threads, cuda, timeout):
     """Run the trainer in ``run_dir``; returns the text of its training log."""
-    from basicsr_sgenet.options import write_option_file
+    from basicsr_sgenet.integration.options import write_option_file
     option_file = write_option_file(os.path.join(run_dir, 'options.yml'), opt)
     env = dict(os.environ, OMP_NUM_THREADS=str(threads),
                PYTHONPATH=os.pathsep.join(filter(None, [REPO_ROOT, os.environ.get('PYTHONPATH')])))
@@ -283,7 +283,7 @@ def parse_args(argv=None):
 def base_options(args, workdir):
     """(options, label) for the runs: the option file's or the synthetic config's."""
     if args.opt:
-        from basicsr_sgenet.options import read_option_file
+        from basicsr_sgenet.integration.options import read_option_file
         opt = read_option_file(args.opt)
         network = opt['network_g']
         label = os.path.splitext(os.path.basename(args.opt))[0]

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from basicsr_sgenet.data.synthetic_blur import ShakeSettings  # noqa: E402
 from basicsr_sgenet.data.synthetic_gopro import SyntheticGoProSettings  # noqa: E402
-from basicsr_sgenet.errors import DemoError, exit_on_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import DemoError, exit_on_user_error  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_OPTIONS = os.path.join(REPO_ROOT, 'options', 'train_SGENet_GoPro.yml')
@@ -88,7 +88,7 @@ def parse_args(argv=None):
 
 def training_options(dataset_root, quick):
     """options/train_SGENet_GoPro.yml with the demo's overrides and its datasets."""
-    from basicsr_sgenet.options import apply_overrides, read_option_file
+    from basicsr_sgenet.integration.options import apply_overrides, read_option_file
 
     overrides = dict(OVERRIDES, **(QUICK_OVERRIDES if quick else {}))
     for split, phase in (('train', 'train'), ('test', 'val')):
@@ -100,7 +100,7 @@ def training_options(dataset_root, quick):
 def fit_budget(opt, train_seconds, fixed_iters, quick):
     """Set the iteration count, schedule, validation and print frequency in ``opt``;
     returns the calibration (None with --iters)."""
-    from basicsr_sgenet.training_budget import (iterations_for_budget, measure_step_timing, print_frequency,
+    from basicsr_sgenet.tools.training_budget import (iterations_for_budget, measure_step_timing, print_frequency,
                                                 stretch_schedule, validation_frequency)
 
     timing = None
@@ -134,7 +134,7 @@ def _clock(seconds):
 
 def train(workspace, option_file, total_iters, blurred_psnr, seconds_per_iter):
     """BasicSR's trainer in a child process, with a short progress line every few seconds."""
-    from basicsr_sgenet.training_process import train_in_child
+    from basicsr_sgenet.tools.training_process import train_in_child
 
     started = time.time()
     reported = set()
@@ -195,8 +195,8 @@ def restore_held_out(option_file, weights, frames, out_dir):
 
     from basicsr_sgenet.inference.network import build_network, spec_from_option_file
     from basicsr_sgenet.inference.runtime import ImageRestorer, prepare_network
-    from basicsr_sgenet.plotting import comparison_panel, most_blurred_window
-    from basicsr_sgenet.weights import load_weights
+    from basicsr_sgenet.tools.plotting import comparison_panel, most_blurred_window
+    from basicsr_sgenet.integration.weights import load_weights
 
     network = build_network(spec_from_option_file(option_file))
     load_weights(network, weights)
@@ -223,8 +223,8 @@ def run_demo(args):
 
     from basicsr_sgenet.data.preparation import SubimageGrid
     from basicsr_sgenet.data.synthetic_gopro import build_synthetic_gopro
-    from basicsr_sgenet.errors import PreparationError
-    from basicsr_sgenet.options import write_option_file
+    from basicsr_sgenet.integration.errors import PreparationError
+    from basicsr_sgenet.integration.options import write_option_file
 
     started = time.time()
     minutes = args.minutes or (0.4 if args.quick else 5.0)

@@ -23,9 +23,9 @@ import torch  # noqa: E402
 import basicsr_sgenet  # noqa: E402,F401  (registers SGENet)
 from basicsr.archs import build_network  # noqa: E402
 from basicsr_sgenet.archs.sgenet_arch import PAPER_CHANNELS  # noqa: E402
-from basicsr_sgenet.errors import InferenceError, OptionError, exit_on_user_error  # noqa: E402
-from basicsr_sgenet.options import read_option_file  # noqa: E402
-from basicsr_sgenet.profiling import count_parameters, forward_macs, parse_size  # noqa: E402
+from basicsr_sgenet.integration.errors import InferenceError, OptionError, exit_on_user_error  # noqa: E402
+from basicsr_sgenet.integration.options import read_option_file  # noqa: E402
+from basicsr_sgenet.tools.profiling import count_parameters, forward_macs, parse_size  # noqa: E402
 
 
 def size_argument(text):

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from basicsr_sgenet.data.preparation import (DEFAULT_GOPRO_OUTPUT, DEFAULT_GRID, FORMATS, GOPRO_SPLITS,  # noqa: E402
                                              SubimageGrid, default_workers, prepare_gopro)
-from basicsr_sgenet.errors import exit_on_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv):

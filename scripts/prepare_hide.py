@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from basicsr_sgenet.data.preparation import (DEFAULT_HIDE_OUTPUT, FORMATS, HIDE_SUBSETS,  # noqa: E402
                                              default_workers, prepare_hide)
-from basicsr_sgenet.errors import exit_on_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv):

@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from basicsr_sgenet.errors import exit_on_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -31,7 +31,7 @@ def parse_args(argv=None):
 
 
 def run(args):
-    from basicsr_sgenet.study import StudyRunner, quick_study, read_study
+    from basicsr_sgenet.tools.study import StudyRunner, quick_study, read_study
 
     study = read_study(args.study)
     if args.quick:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import basicsr_sgenet  # noqa: F401
-from basicsr_sgenet import patches
+from basicsr_sgenet.integration import patches
 
 patches.install()
 torch.set_num_threads(1)
@@ -60,7 +60,7 @@ def fresh_basicsr_logger():
 def native_bf16(monkeypatch):
     """Let bf16 run whatever the CPU: CPUs without native bf16 refuse it (far too slow
     there for real work), but the tiny tensors of these tests stay cheap."""
-    from basicsr_sgenet import precision
+    from basicsr_sgenet.integration import precision
     monkeypatch.setattr(precision, 'cpu_has_native_bf16', lambda: True)
 
 

@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import basicsr_sgenet  # noqa: E402,F401
 import basicsr.train  # noqa: E402
 import torch  # noqa: E402
-from basicsr_sgenet.cli import run_pipeline  # noqa: E402
+from basicsr_sgenet.integration.pipeline import run_pipeline  # noqa: E402
 
 built = []
 build_model = basicsr.train.build_model

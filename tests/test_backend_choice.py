@@ -8,9 +8,9 @@ import pytest
 import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
-from basicsr_sgenet import precision
+from basicsr_sgenet.integration import precision
 from basicsr_sgenet.deblur import main
-from basicsr_sgenet.errors import InferenceError
+from basicsr_sgenet.integration.errors import InferenceError
 from basicsr_sgenet.inference.backends import plan_from_args
 
 TINY_SGENET_JSON = '{"channels": [8, 12, 16], "num_rdm": 1}'

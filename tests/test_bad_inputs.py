@@ -27,7 +27,7 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro, prepare_hide
-from basicsr_sgenet.options import with_overrides
+from basicsr_sgenet.integration.options import with_overrides
 from conftest import REPO_ROOT, python_env
 from tiny_datasets import make_gopro_tree, make_hide_tree
 from tiny_experiment import TINY_SGENET, training_options, write_options, write_pairs

@@ -1,4 +1,4 @@
-"""scripts/benchmark.py (basicsr_sgenet/benchmark.py) end to end on tiny networks and
+"""scripts/benchmark.py (basicsr_sgenet/tools/benchmark.py) end to end on tiny networks and
 inputs (2-core machine): every backend side by side, tiles, PSNR, the bf16 refusal."""
 import json
 
@@ -9,9 +9,11 @@ import torch
 from basicsr.utils.registry import ARCH_REGISTRY
 from conftest import REPO_ROOT, run_python
 
-from basicsr_sgenet import benchmark, precision
+from basicsr_sgenet.tools import benchmark
+
+from basicsr_sgenet.integration import precision
 from basicsr_sgenet.inference.network import NetworkSpec
-from basicsr_sgenet.profiling import count_macs
+from basicsr_sgenet.tools.profiling import count_macs
 
 TINY_SGENET_ARGS = {'channels': [8, 12, 16], 'num_rdm': 1}
 TINY_SGENET = 'SGENet:' + json.dumps(TINY_SGENET_ARGS)
@@ -154,7 +156,7 @@ def test_bad_input_gives_one_error_line(capsys, args, message):
 
 
 def test_each_configuration_gets_its_own_copy_of_the_network():
-    from basicsr_sgenet.profiling import prepare_runner
+    from basicsr_sgenet.tools.profiling import prepare_runner
     network = ARCH_REGISTRY.get('SGENet')(**TINY_SGENET_ARGS).eval()
     run = prepare_runner(network, 'fp32', 'channels_last', torch.device('cpu'))
     run(torch.rand(1, 3, 16, 16))

@@ -2,7 +2,7 @@
 of a narrow SGENet on generated pairs, through BasicSR's real trainer."""
 import os
 
-from basicsr_sgenet.experiment_logs import parse_log_text, step_statistics
+from basicsr_sgenet.tools.experiment_logs import parse_log_text, step_statistics
 from conftest import REPO_ROOT, run_python
 
 SCRIPT = os.path.join(REPO_ROOT, 'scripts', 'benchmark_training.py')

@@ -1,8 +1,8 @@
-"""basicsr_sgenet/compare.py (scripts/compare.py) and the BasicSR log parser on synthetic log files."""
+"""basicsr_sgenet/tools/compare.py (scripts/compare.py) and the BasicSR log parser on synthetic log files."""
 import pytest
 
-from basicsr_sgenet import compare
-from basicsr_sgenet.experiment_logs import parse_log_text
+from basicsr_sgenet.tools import compare
+from basicsr_sgenet.tools.experiment_logs import parse_log_text
 
 OPTIONS_DUMP = """2024-05-01 10:30:00,002 INFO: 
   name: {name}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro, prepare_hide
-from basicsr_sgenet.errors import PreparationError
+from basicsr_sgenet.integration.errors import PreparationError
 from conftest import REPO_ROOT, python_env, run_python
 from tiny_datasets import (BLUR_OFFSET, GOPRO_FRAMES, GOPRO_SEQUENCES, HIDE_NAMES, make_gopro_tree, make_hide_tree,
                            read_lmdb, read_meta_info, snapshot, write_png)

@@ -11,9 +11,9 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 
 from basicsr_sgenet.deblur import main
-from basicsr_sgenet.errors import InferenceError
+from basicsr_sgenet.integration.errors import InferenceError
 from basicsr_sgenet.inference.tiling import check_tile_settings, tile_spans, tiled_forward
-from basicsr_sgenet.weights import load_weights
+from basicsr_sgenet.integration.weights import load_weights
 
 TINY_SGENET = {'channels': [8, 12, 16], 'num_rdm': 1}
 TINY_SGENET_JSON = '{"channels": [8, 12, 16], "num_rdm": 1}'

@@ -12,9 +12,9 @@ from basicsr_sgenet.data.synthetic_blur import (ShakeSettings, average_frames, r
                                                 synthesize_pair)
 from basicsr_sgenet.data.synthetic_gopro import (TREE_MARKER, SyntheticGoProSettings, build_synthetic_gopro,
                                                  load_photo, write_synthetic_tree)
-from basicsr_sgenet.errors import PreparationError
-from basicsr_sgenet.plotting import comparison_panel, most_blurred_window
-from basicsr_sgenet.training_budget import (StepTiming, iterations_for_budget, print_frequency,
+from basicsr_sgenet.integration.errors import PreparationError
+from basicsr_sgenet.tools.plotting import comparison_panel, most_blurred_window
+from basicsr_sgenet.tools.training_budget import (StepTiming, iterations_for_budget, print_frequency,
                                             validation_frequency)
 from conftest import REPO_ROOT, run_python
 from tiny_datasets import read_lmdb
@@ -126,7 +126,7 @@ def test_budget_turns_measured_step_times_into_iterations():
 
 def test_budget_calibration_times_real_training_steps(tmp_path):
     import yaml
-    from basicsr_sgenet.training_budget import measure_step_timing
+    from basicsr_sgenet.tools.training_budget import measure_step_timing
     from tiny_experiment import training_options, write_pairs
 
     write_pairs(tmp_path / 'data', count=2, size=32)

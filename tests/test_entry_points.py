@@ -8,8 +8,8 @@ import sys
 import basicsr
 import pytest
 
-from basicsr_sgenet.cli import run_pipeline
-from basicsr_sgenet.options import check_options, read_option_file
+from basicsr_sgenet.integration.pipeline import run_pipeline
+from basicsr_sgenet.integration.options import check_options, read_option_file
 
 from conftest import REPO_ROOT, run_python
 from tiny_experiment import training_options, write_options, write_pairs

@@ -8,7 +8,7 @@ from basicsr.archs import build_network
 from fingerprints import fingerprint_differences, load_fingerprint
 
 from basicsr_sgenet.archs.mimounet_arch import MIMOUNet, MIMOUNetPlus
-from basicsr_sgenet.profiling import count_parameters
+from basicsr_sgenet.tools.profiling import count_parameters
 
 ARCHS = ['MIMOUNet', 'MIMOUNetPlus']
 

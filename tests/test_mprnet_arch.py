@@ -7,7 +7,7 @@ from basicsr.archs import build_network
 from fingerprints import fingerprint_differences, load_fingerprint
 
 from basicsr_sgenet.archs.mprnet_arch import MPRNet
-from basicsr_sgenet.profiling import count_parameters
+from basicsr_sgenet.tools.profiling import count_parameters
 
 SMALL = dict(n_feat=8, scale_unetfeats=4, scale_orsnetfeats=4, num_cab=1)
 

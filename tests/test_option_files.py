@@ -6,8 +6,8 @@ import pytest
 from basicsr.data import build_dataset
 from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
 
-from basicsr_sgenet.errors import OptionError
-from basicsr_sgenet.options import check_options, read_option_file
+from basicsr_sgenet.integration.errors import OptionError
+from basicsr_sgenet.integration.options import check_options, read_option_file
 from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro
 from conftest import REPO_ROOT
 from tiny_datasets import make_gopro_tree

@@ -6,9 +6,9 @@ import re
 import pytest
 import torch
 
-from basicsr_sgenet.cli import run_pipeline
-from basicsr_sgenet.errors import OptionError
-from basicsr_sgenet.options import check_options, load_options, read_option_file, with_overrides
+from basicsr_sgenet.integration.pipeline import run_pipeline
+from basicsr_sgenet.integration.errors import OptionError
+from basicsr_sgenet.integration.options import check_options, load_options, read_option_file, with_overrides
 
 from tiny_experiment import training_options, write_options, write_pairs
 

@@ -13,11 +13,11 @@ import basicsr.train
 import basicsr.utils.options
 from basicsr.models.base_model import BaseModel
 from basicsr.archs import build_network
-from basicsr_sgenet import patches
-from basicsr_sgenet.cli import run_pipeline
-from basicsr_sgenet.errors import BadStateError, CheckpointMismatchError, LaunchError, OptionError
-from basicsr_sgenet.patches import split_total_batch_size
-from basicsr_sgenet.resume import load_state_file
+from basicsr_sgenet.integration import patches
+from basicsr_sgenet.integration.pipeline import run_pipeline
+from basicsr_sgenet.integration.errors import BadStateError, CheckpointMismatchError, LaunchError, OptionError
+from basicsr_sgenet.integration.patches import split_total_batch_size
+from basicsr_sgenet.integration.resume import load_state_file
 
 from conftest import run_python
 from tiny_experiment import TINY_SGENET
@@ -147,7 +147,7 @@ def test_explicit_truncated_resume_state_is_a_clear_error(tmp_path):
 @pytest.mark.skipif(not NO_CUDA, reason='the upstream failure is specific to machines without CUDA')
 def test_upstream_init_dist_fails_without_cuda(tmp_path):
     # In a child process: upstream also sets the multiprocessing start method globally.
-    code = ('from basicsr_sgenet import patches; patches.install()\n'
+    code = ('from basicsr_sgenet.integration import patches; patches.install()\n'
             'try:\n    patches.UPSTREAM["init_dist"]("pytorch")\n'
             'except ZeroDivisionError:\n    print("ZeroDivisionError")\n')
     result = run_python(['-c', code], RANK='0', LOCAL_RANK='0', WORLD_SIZE='1', MASTER_ADDR='127.0.0.1',
@@ -371,9 +371,9 @@ def test_auto_resume_skips_truncated_weights_beside_an_intact_state(tmp_path):
 def test_auto_resume_removes_temporary_files_of_interrupted_saves(tmp_path, capsys):
     _training_state(tmp_path, 5)
     dead_pid = 2**22 + 12345  # above Linux's pid_max default range: no such process
-    leftover = tmp_path / 'models' / f'net_g_10.pth.tmp-{dead_pid}'
+    leftover = tmp_path / 'models' / f'.net_g_10.pth.tmp-{dead_pid}'
     leftover.write_bytes(b'PK partial')
-    live = tmp_path / 'models' / f'net_g_10.pth.tmp-{os.getpid()}'  # a save still running
+    live = tmp_path / 'models' / f'.net_g_10.pth.tmp-{os.getpid()}'  # a save still running
     live.write_bytes(b'PK partial')
     assert patches.load_resume_state(_resume_opt(tmp_path, auto_resume=True))['iter'] == 5
     assert not leftover.exists() and live.exists()

@@ -9,12 +9,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from basicsr_sgenet.cli import run_pipeline
+from basicsr_sgenet.integration.pipeline import run_pipeline
 from basicsr_sgenet.losses.mimounet_loss import MultiScaleL1FFTLoss
 from basicsr_sgenet.losses.psnr_loss import PSNRLoss
 from basicsr_sgenet.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from basicsr_sgenet.models.progressive_patches import ProgressivePatches
-from basicsr_sgenet.options import load_options, write_option_file
+from basicsr_sgenet.integration.options import load_options, write_option_file
 from conftest import REPO_ROOT
 from tiny_experiment import write_pairs
 
@@ -157,7 +157,7 @@ def test_test_pipeline_loads_each_authors_checkpoint_layout_and_names_a_wrong_on
     from basicsr.models.base_model import BaseModel
     from basicsr.utils.registry import ARCH_REGISTRY
 
-    from basicsr_sgenet.errors import CheckpointMismatchError
+    from basicsr_sgenet.integration.errors import CheckpointMismatchError
 
     class Model:  # what BaseModel.load_network uses of a model
         _print_different_keys_loading = BaseModel._print_different_keys_loading

@@ -13,7 +13,7 @@ from basicsr_sgenet.archs.arch_util import pad_to_multiple
 from basicsr_sgenet.archs.sgenet_arch import (OUTPUT_SCALE_FACTORS, PAPER_CHANNELS, SGENet, average_pyramid,
                                               output_scale_factors)
 from basicsr_sgenet.archs.sgenet_blocks import CEM, CSAM, RDM, CrossStageSum, PlainSkipFusion
-from basicsr_sgenet.profiling import count_parameters
+from basicsr_sgenet.tools.profiling import count_parameters
 from conftest import REPO_ROOT, run_python
 
 SMALL = [8, 12, 16]

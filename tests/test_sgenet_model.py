@@ -17,7 +17,7 @@ from basicsr.metrics import calculate_psnr
 from basicsr.models import build_model
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import ARCH_REGISTRY
-from basicsr_sgenet.errors import NonFiniteLossError
+from basicsr_sgenet.integration.errors import NonFiniteLossError
 from basicsr_sgenet.models.deblur_model import SGENetModel
 
 from conftest import run_python
@@ -262,7 +262,7 @@ def test_full_precision_spellings_turn_autocast_off(tmp_path, setting):
 
 
 def test_bf16_on_a_cpu_without_native_bf16_is_refused_saying_why(tmp_path, monkeypatch):
-    from basicsr_sgenet import precision
+    from basicsr_sgenet.integration import precision
     monkeypatch.setattr(precision, 'cpu_has_native_bf16', lambda: False)
     with pytest.raises(ValueError, match=r'train\.mixed_precision is bf16 on cpu, but this CPU has no native bf16'):
         build_model(make_opt(tmp_path, mixed_precision='bf16'))

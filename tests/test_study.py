@@ -10,11 +10,11 @@ import time
 import pytest
 import yaml
 
-from basicsr_sgenet.errors import StudyError
-from basicsr_sgenet.study import read_study, run_options
-from basicsr_sgenet.study.report import render_table, summarize, write_report
-from basicsr_sgenet.study.runner import PlannedRun
-from basicsr_sgenet.training_budget import stretch_schedule
+from basicsr_sgenet.integration.errors import StudyError
+from basicsr_sgenet.tools.study import read_study, run_options
+from basicsr_sgenet.tools.study.report import render_table, summarize, write_report
+from basicsr_sgenet.tools.study.runner import PlannedRun
+from basicsr_sgenet.tools.training_budget import stretch_schedule
 from conftest import REPO_ROOT, python_env, run_python
 
 STUDY_SCRIPT = os.path.join(REPO_ROOT, 'scripts', 'study.py')
@@ -243,7 +243,7 @@ SHIPPED = sorted(os.path.join(REPO_ROOT, 'options', 'studies', name)
 def variant_macs(study):
     """{variant: MACs per 256x256} of a study's networks (meta device: no compute)."""
     from basicsr_sgenet.inference.network import NetworkSpec
-    from basicsr_sgenet.profiling import count_macs
+    from basicsr_sgenet.tools.profiling import count_macs
 
     macs = {}
     for variant in study.variants:
@@ -254,7 +254,7 @@ def variant_macs(study):
 
 @pytest.mark.parametrize('path', SHIPPED, ids=os.path.basename)
 def test_shipped_studies_read_and_every_variant_builds(path):
-    from basicsr_sgenet.options import _check_networks, _check_registered_types
+    from basicsr_sgenet.integration.options import _check_networks, _check_registered_types
 
     study = read_study(path)
     assert len(study.seeds) >= (3 if path.endswith('_mini.yml') else 1)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from basicsr_sgenet.data.synthetic_blur import ShakeSettings, synthesize_pair
-from basicsr_sgenet.errors import PreparationError
+from basicsr_sgenet.integration.errors import PreparationError
 
 TREE_MARKER = '.made_by_sgenet_synthetic_gopro'
 LEGACY_MARKER = '.made_by_sgenet_demo'  # the demo's trees before this module

@@ -22,11 +22,11 @@ from typing import Optional
 
 import torch
 
-from basicsr_sgenet import precision as precisions
-from basicsr_sgenet.errors import InferenceError
+from basicsr_sgenet.integration import precision as precisions
+from basicsr_sgenet.integration.errors import InferenceError
 from basicsr_sgenet.inference.network import build_network, size_multiple
 from basicsr_sgenet.inference.runtime import ImageRestorer, check_precision, prepare_network
-from basicsr_sgenet.weights import load_weights
+from basicsr_sgenet.integration.weights import load_weights
 
 BACKENDS = ('auto', 'pytorch', 'onnxruntime', 'openvino')
 ONNX_BACKENDS = ('onnxruntime', 'openvino')

@@ -17,21 +17,19 @@ finish an interrupted run), and each result is written under a temporary name
 first, so a kill -9 never leaves a truncated image under a result's name.
 """
 import os
-import re
 from dataclasses import dataclass
 from typing import Optional
 
 import cv2
 import numpy as np
 
-from basicsr_sgenet.errors import ImageReadError, InferenceError
-from basicsr_sgenet.output_folders import make_output_folder, output_folder_problem
+from basicsr_sgenet.integration.atomic_files import atomic_write, leftover_writer, process_exists
+from basicsr_sgenet.integration.errors import ImageReadError, InferenceError
+from basicsr_sgenet.integration.output_folders import make_output_folder, output_folder_problem
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pnm')
 # Extensions written as they came in; everything else becomes PNG (lossless, 8 or 16 bit).
 KEPT_EXTENSIONS = ('.png', '.tif', '.tiff')
-# write_image's temporary files: .<final name>.tmp-<pid>
-_TEMPORARY = re.compile(r'^\.(.+)\.tmp-(\d+)$')
 MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
@@ -118,8 +116,8 @@ def remove_interrupted_writes(output_paths):
         by_folder.setdefault(os.path.dirname(path) or '.', set()).add(os.path.basename(path))
     for folder, names in by_folder.items():
         for entry in os.listdir(folder):
-            match = _TEMPORARY.match(entry)
-            if match and match.group(1) in names and not _process_exists(int(match.group(2))):
+            leftover = leftover_writer(entry)
+            if leftover and leftover[0] in names and not process_exists(leftover[1]):
                 os.remove(os.path.join(folder, entry))
 
 
@@ -182,41 +180,13 @@ def write_image(path, rgb, source, overwrite=False):
         raise InferenceError(f'Cannot write {path} ({err})') from None
     if not encoded:
         raise InferenceError(f'Cannot write {path} (OpenCV could not encode it)')
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f'.{name}.tmp-{os.getpid()}')
     try:
-        with open(temporary, 'wb') as f:
+        with atomic_write(path, replace=overwrite, durable=False) as f:
             f.write(data.tobytes())
-        _give_final_name(temporary, path, overwrite)
     except FileExistsError:
         raise InferenceError(f'{path} was created by someone else while deblurring; it was not replaced (pass '
                              '--overwrite to replace it)') from None
     except OSError as err:
         raise InferenceError(f'Cannot write {path} ({err.strerror or err})') from None
-    finally:
-        if os.path.lexists(temporary):
-            os.remove(temporary)
 
 
-def _give_final_name(temporary, path, overwrite):
-    if overwrite:
-        os.replace(temporary, path)
-        return
-    try:
-        os.link(temporary, path)  # atomic, and fails if ``path`` exists
-    except FileExistsError:
-        raise
-    except OSError:  # a file system without hard links: check, then rename
-        if os.path.lexists(path):
-            raise FileExistsError(path) from None
-        os.rename(temporary, path)
-
-
-def _process_exists(pid):
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True

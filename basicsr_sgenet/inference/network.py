@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
-from basicsr_sgenet.errors import InferenceError, OptionError
+from basicsr_sgenet.integration.errors import InferenceError, OptionError
 
 DEFAULT_ARCH = 'SGENet'
 
@@ -43,7 +43,7 @@ def parse_arch_args(text, argument='--arch-args'):
 
 def spec_from_option_file(path, network_key='network_g'):
     """NetworkSpec from a BasicSR option file's ``network_g`` (and its weights path)."""
-    from basicsr_sgenet.options import read_option_file
+    from basicsr_sgenet.integration.options import read_option_file
 
     try:
         opt = read_option_file(path)

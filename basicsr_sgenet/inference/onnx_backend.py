@@ -13,7 +13,7 @@ import os
 import numpy as np
 import torch
 
-from basicsr_sgenet.errors import DependencyError, InferenceError, first_line
+from basicsr_sgenet.integration.errors import DependencyError, InferenceError, first_line
 from basicsr_sgenet.inference.runtime import Restorer
 
 # Keys of the metadata the exporter writes into the ONNX file (``metadata_props``).

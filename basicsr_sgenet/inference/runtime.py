@@ -1,15 +1,15 @@
 """Where and how a network runs: device, precision, memory format, compilation.
 
 Shared by the deblur CLI and ``scripts/benchmark.py``, so a benchmarked configuration is
-exactly the one users run. Precisions and what each needs: ``basicsr_sgenet/precision.py``.
+exactly the one users run. Precisions and what each needs: ``basicsr_sgenet/integration/precision.py``.
 """
 import numpy as np
 import torch
 
 from basicsr_sgenet.archs.arch_util import final_image
-from basicsr_sgenet.errors import InferenceError
+from basicsr_sgenet.integration.errors import InferenceError
 from basicsr_sgenet.inference.tiling import tiled_forward
-from basicsr_sgenet.precision import PRECISIONS, autocast, precision_problem
+from basicsr_sgenet.integration.precision import PRECISIONS, autocast, precision_problem
 
 
 def resolve_device(name):

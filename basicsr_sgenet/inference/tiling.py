@@ -33,7 +33,7 @@ import math
 
 import torch
 
-from basicsr_sgenet.errors import InferenceError
+from basicsr_sgenet.integration.errors import InferenceError
 
 # Fraction of the overlap discarded at each shared tile edge (see the module docstring).
 MARGIN_FRACTION = 0.25

@@ -7,10 +7,10 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from basicsr_sgenet.archs.arch_util import final_image
-from basicsr_sgenet.errors import NonFiniteLossError, OptionError
+from basicsr_sgenet.integration.errors import NonFiniteLossError, OptionError
 from basicsr_sgenet.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from basicsr_sgenet.models.progressive_patches import ProgressivePatches
-from basicsr_sgenet.precision import autocast, option_precision
+from basicsr_sgenet.integration.precision import autocast, option_precision
 
 
 def as_float32(output):

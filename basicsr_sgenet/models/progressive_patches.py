@@ -13,7 +13,7 @@ samples and one random ``gt_sizes[stage]`` window shared by the whole batch::
 """
 import random
 
-from basicsr_sgenet.errors import OptionError
+from basicsr_sgenet.integration.errors import OptionError
 
 
 class ProgressivePatches:

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from basicsr_sgenet.data.preparation.pairs import raise_if_problems
-from basicsr_sgenet.errors import PreparationError
+from basicsr_sgenet.integration.errors import PreparationError
 
 
 def read_image(path):

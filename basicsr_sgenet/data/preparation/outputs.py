@@ -28,7 +28,7 @@ from basicsr.utils.lmdb_util import LmdbMaker
 
 from basicsr_sgenet.data.lmdb_integrity import lmdb_problem
 from basicsr_sgenet.data.preparation.images import encode_png, read_image
-from basicsr_sgenet.errors import PreparationError
+from basicsr_sgenet.integration.errors import PreparationError
 from basicsr_sgenet.data.preparation.subimages import subimage_key
 
 SETTINGS_FILE = 'preparation.json'

@@ -15,8 +15,8 @@ from basicsr_sgenet.data.preparation.outputs import (UnitPlan, build_unit, lefto
 from basicsr_sgenet.data.preparation.pairs import (HIDE_SUBSETS, check_keys, raise_if_problems, scan_gopro_split,
                                                    scan_hide_subset, unused_hide_ground_truth)
 from basicsr_sgenet.data.preparation.subimages import SubimageGrid
-from basicsr_sgenet.errors import PreparationError
-from basicsr_sgenet.output_folders import output_folder_problem
+from basicsr_sgenet.integration.errors import PreparationError
+from basicsr_sgenet.integration.output_folders import output_folder_problem
 
 GOPRO_SPLITS = ('train', 'test')
 DEFAULT_GOPRO_OUTPUT = os.path.join('datasets', 'GoPro')

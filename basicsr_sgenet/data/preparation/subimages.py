@@ -7,7 +7,7 @@ crop of the full frame still lies inside some sub-image, so no crop position is 
 """
 from dataclasses import dataclass
 
-from basicsr_sgenet.errors import PreparationError
+from basicsr_sgenet.integration.errors import PreparationError
 
 
 @dataclass(frozen=True)

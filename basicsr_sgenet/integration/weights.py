@@ -14,7 +14,7 @@ import zipfile
 
 import torch
 
-from basicsr_sgenet.errors import InferenceError, first_line
+from basicsr_sgenet.integration.errors import InferenceError, first_line
 
 PREFERRED_KEYS = ('params_ema', 'params', 'state_dict', 'model')
 WRAPPER_PREFIXES = ('module.', '_orig_mod.')

@@ -6,16 +6,14 @@ the newest iteration whose state and weights are both complete, and names what i
 """
 import os
 import pickle
-import re
 import sys
 import zipfile
 
 import torch
 
-from basicsr_sgenet.errors import BadStateError, first_line
+from basicsr_sgenet.integration.atomic_files import leftover_writer, process_exists
+from basicsr_sgenet.integration.errors import BadStateError, first_line
 
-# patches.atomic_torch_save writes ``<final name>.tmp-<pid>`` and renames it when complete.
-_TEMPORARY_SAVE = re.compile(r'\.tmp-(\d+)$')
 
 
 def load_state_file(path, map_location):
@@ -54,16 +52,6 @@ def _warn(message):
     print(f'Warning: {message}', file=sys.stderr, flush=True)
 
 
-def _process_exists(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_interrupted_saves(*folders):
     """Delete the temporary files of saves whose process is gone (killed mid-save), naming
     each; returns their paths. A save still running in another process is left alone."""
@@ -72,8 +60,8 @@ def remove_interrupted_saves(*folders):
         if not os.path.isdir(folder):
             continue
         for name in sorted(os.listdir(folder)):
-            match = _TEMPORARY_SAVE.search(name)
-            if match and not _process_exists(int(match.group(1))):
+            leftover = leftover_writer(name)  # patches.atomic_torch_save's temporary files
+            if leftover and not process_exists(leftover[1]):
                 path = os.path.join(folder, name)
                 os.remove(path)
                 removed.append(path)

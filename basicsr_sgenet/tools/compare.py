@@ -19,9 +19,9 @@ Each (experiment, dataset) pair is one row with every metric the logs hold (colu
 named as in the option file's ``val.metrics``, e.g. psnr, ssim, psnr_matlab), the
 validation it came from, parameters, MACs at ``--size`` (counted on the meta device:
 no compute) and, with ``--latency``, the median synchronised latency of one forward
-pass at ``--size`` (see ``basicsr_sgenet/benchmark.py`` for what that measures).
+pass at ``--size`` (see ``basicsr_sgenet/tools/benchmark.py`` for what that measures).
 
-Run it as ``python scripts/compare.py`` or ``python -m basicsr_sgenet.compare``.
+Run it as ``python scripts/compare.py`` or ``python -m basicsr_sgenet.tools.compare``.
 """
 import argparse
 import glob
@@ -30,14 +30,14 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-from basicsr_sgenet.experiment_logs import (
+from basicsr_sgenet.tools.experiment_logs import (
     ParsedLog, best_validations, find_logs, latest_validations, parse_log_file)
-from basicsr_sgenet.errors import InferenceError, OptionError, first_line, status_or_user_error
-from basicsr_sgenet.options import read_option_file
+from basicsr_sgenet.integration.errors import InferenceError, OptionError, first_line, status_or_user_error
+from basicsr_sgenet.integration.options import read_option_file
 from basicsr_sgenet.inference.network import NetworkSpec, build_network, spec_from_option_file
-from basicsr_sgenet.plotting import labelled_scatter
+from basicsr_sgenet.tools.plotting import labelled_scatter
 from basicsr_sgenet.inference.runtime import resolve_device
-from basicsr_sgenet.profiling import (
+from basicsr_sgenet.tools.profiling import (
     build_on_meta, count_macs, count_parameters, format_gmacs, measure_latency, parse_size)
 
 

@@ -9,7 +9,8 @@ otherwise end in a traceback after hundreds of log lines.
 import copy
 import os
 
-from basicsr_sgenet.errors import OptionError, first_line
+from basicsr_sgenet.integration.atomic_files import atomic_write
+from basicsr_sgenet.integration.errors import OptionError, first_line
 
 
 def read_option_file(path):
@@ -53,7 +54,7 @@ def write_option_file(path, opt, header=''):
         return value
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
+    with atomic_write(path, 'w', durable=False) as f:
         f.write(header)
         yaml.safe_dump(lists(opt), f, sort_keys=False)
     return path
@@ -271,7 +272,7 @@ def _check_deblur_model_training(train, where):
 
 
 def _check_precisions(opt, where):
-    from basicsr_sgenet.precision import option_precision
+    from basicsr_sgenet.integration.precision import option_precision
     for section in ('train', 'val'):
         try:
             option_precision(opt, section, _run_device_type(opt))
@@ -283,7 +284,7 @@ def _weights_file_problem(path):
     """Why the checkpoint ``path`` is certainly unusable (empty, or a zip-format torch file
     cut short), or None. Files in torch's legacy format are left to the loader: only
     loading them tells."""
-    from basicsr_sgenet.resume import weights_problem
+    from basicsr_sgenet.integration.resume import weights_problem
     with open(path, 'rb') as f:
         head = f.read(4)
     if not head:

@@ -7,8 +7,8 @@ import os
 import statistics
 from collections import OrderedDict
 
-from basicsr_sgenet.errors import StudyError
-from basicsr_sgenet.study.json_files import read_json, write_json
+from basicsr_sgenet.integration.errors import StudyError
+from basicsr_sgenet.tools.study.json_files import read_json, write_json
 
 
 # ----------------------------------------------------------------------------- per run
@@ -16,7 +16,7 @@ from basicsr_sgenet.study.json_files import read_json, write_json
 def collect_result(run, train_seconds):
     """A finished run's validations (by iteration, from every log of the run: a resumed
     run has one log per attempt) and final metrics."""
-    from basicsr_sgenet.experiment_logs import find_logs, parse_log_file
+    from basicsr_sgenet.tools.experiment_logs import find_logs, parse_log_file
 
     folder = os.path.join(run.directory, 'experiments', run.experiment)
     by_iteration = OrderedDict()
@@ -41,7 +41,7 @@ def collect_result(run, train_seconds):
 def network_costs(study, runs):
     """{variant: (parameters, MACs)} for one forward pass at ``study.macs_size``."""
     from basicsr_sgenet.inference.network import NetworkSpec
-    from basicsr_sgenet.profiling import build_on_meta, count_macs, count_parameters
+    from basicsr_sgenet.tools.profiling import build_on_meta, count_macs, count_parameters
 
     costs = {}
     height, width = study.macs_size
@@ -107,7 +107,7 @@ def describe_machine():
     """One line: CPU model and cores (and GPU if any), torch threads and version."""
     import torch
 
-    from basicsr_sgenet.profiling import cpu_model_name
+    from basicsr_sgenet.tools.profiling import cpu_model_name
     text = f'{cpu_model_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} torch threads)'
     if torch.cuda.is_available():
         text += f', GPU {torch.cuda.get_device_name(0)}'
@@ -146,7 +146,7 @@ def _signed(value):
 
 def render_table(study, variants, results_by_variant, costs, reference, metric_names):
     """The markdown table: one row per variant, and the blurred input's scores."""
-    from basicsr_sgenet.profiling import format_gmacs
+    from basicsr_sgenet.tools.profiling import format_gmacs
 
     first = variants[0]
     plotted = psnr_metric(metric_names)
@@ -211,7 +211,7 @@ def plot_curves(variants, results_by_variant, metric, path, title, reference=Non
 
 def write_report(study, output, runs, costs, reference, log=print):
     """results.md, results.json and val_psnr.png in ``output`` from the finished runs."""
-    from basicsr_sgenet.study.spec import overrides_summary
+    from basicsr_sgenet.tools.study.spec import overrides_summary
 
     variants = list(OrderedDict.fromkeys(run.variant for run in runs))
     results_by_variant = OrderedDict((variant, []) for variant in variants)

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from basicsr_sgenet.errors import OptionError, PreparationError, StudyError
+from basicsr_sgenet.integration.errors import OptionError, PreparationError, StudyError
 
 NAME = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 TOP_KEYS = ('name', 'description', 'base', 'seeds', 'budget', 'data', 'overrides', 'variants', 'quick', 'macs_size')
@@ -201,7 +201,7 @@ def _read_seeds(reader, value):
 
 def read_study(path):
     """The Study in ``path``; StudyError naming the file and key for any mistake."""
-    from basicsr_sgenet.options import read_option_file
+    from basicsr_sgenet.integration.options import read_option_file
 
     try:
         raw = read_option_file(path)

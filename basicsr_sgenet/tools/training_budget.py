@@ -23,7 +23,7 @@ class StepTiming:
 def _prepared(opt):
     """``opt`` completed the way BasicSR's ``parse_options`` completes it for one process."""
     import torch
-    from basicsr_sgenet.patches import split_total_batch_size
+    from basicsr_sgenet.integration.patches import split_total_batch_size
 
     opt = copy.deepcopy(opt)
     opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False)

@@ -40,7 +40,8 @@ import os
 import sys
 import types
 
-from basicsr_sgenet.errors import CheckpointMismatchError, DependencyError, LaunchError, OptionError
+from basicsr_sgenet.integration.errors import CheckpointMismatchError, DependencyError, LaunchError, OptionError
+from basicsr_sgenet.integration.atomic_files import atomic_write
 
 # BasicSR's own functions that ``install`` replaced, by name: every install wraps these
 # originals (so installing twice never wraps a wrapper), and the tests call them to show
@@ -98,7 +99,7 @@ def load_resume_state(opt):
     """Replaces ``basicsr.train.load_resume_state``: see the table in the module docstring."""
     from basicsr.utils import check_resume
 
-    from basicsr_sgenet.resume import find_resumable_state, load_state_file
+    from basicsr_sgenet.integration.resume import find_resumable_state, load_state_file
 
     if opt['auto_resume']:
         found = find_resumable_state(opt['path']['training_states'], opt['path']['models'], _resumed_networks(opt),
@@ -152,16 +153,8 @@ def atomic_torch_save(obj, f, *args, **kwargs):
     import torch
     if not isinstance(f, (str, os.PathLike)):
         return torch.save(obj, f, *args, **kwargs)
-    tmp_path = f'{os.fspath(f)}.tmp-{os.getpid()}'
-    try:
-        with open(tmp_path, 'wb') as tmp:
-            torch.save(obj, tmp, *args, **kwargs)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_path, f)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+    with atomic_write(f) as tmp:
+        torch.save(obj, tmp, *args, **kwargs)
 
 
 class _TorchWithAtomicSave(types.ModuleType):
@@ -181,8 +174,8 @@ def _load_any_checkpoint(load_network):
     def wrapper(self, net, load_path, strict=True, param_key='params'):
         from basicsr.utils import get_root_logger
 
-        from basicsr_sgenet.errors import InferenceError
-        from basicsr_sgenet.weights import describe_mismatch, read_state_dict
+        from basicsr_sgenet.integration.errors import InferenceError
+        from basicsr_sgenet.integration.weights import describe_mismatch, read_state_dict
 
         net = self.get_bare_model(net)
         try:

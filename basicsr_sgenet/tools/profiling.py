@@ -37,11 +37,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from basicsr_sgenet.archs.arch_util import final_image
-from basicsr_sgenet.errors import InferenceError, first_line
+from basicsr_sgenet.integration.errors import InferenceError, first_line
 from basicsr_sgenet.inference.backends import ONNX_BACKENDS
 from basicsr_sgenet.inference.network import build_network
 from basicsr_sgenet.inference.runtime import prepare_network
-from basicsr_sgenet.precision import autocast, cpu_capability, precision_problem
+from basicsr_sgenet.integration.precision import autocast, cpu_capability, precision_problem
 
 MIB = 2**20
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from basicsr_sgenet.errors import OutputFolderError, exit_on_user_error
+from basicsr_sgenet.integration.errors import OutputFolderError, exit_on_user_error
 
 
 def _options_flags(argv):
@@ -23,7 +23,7 @@ OUTPUT_FOLDERS = {'train': ('experiments', 'tb_logger'), 'test': ('results',)}
 
 def check_output_folders(pipeline_name, root):
     """Raise OutputFolderError unless BasicSR can create its output folders under ``root``."""
-    from basicsr_sgenet.output_folders import output_folder_problem
+    from basicsr_sgenet.integration.output_folders import output_folder_problem
     for folder in OUTPUT_FOLDERS[pipeline_name]:
         problem = output_folder_problem(os.path.join(root, folder))
         if problem:
@@ -34,7 +34,7 @@ def check_output_folders(pipeline_name, root):
 def prepare_run(pipeline_name, argv):
     """Check the option file (with ``--force_yml`` applied) and the output folders before
     anything is created, then install the patches with its ``dist_params``."""
-    from basicsr_sgenet import options, patches
+    from basicsr_sgenet.integration import options, patches
     flags = _options_flags(argv)
     opt = {}
     if flags.opt:  # without -opt, BasicSR's own argument parser says what is missing

@@ -21,12 +21,12 @@ import os
 import time
 from dataclasses import dataclass, replace
 
-from basicsr_sgenet.errors import OptionError, PreparationError, StudyError
-from basicsr_sgenet.options import apply_overrides, read_option_file, write_option_file
-from basicsr_sgenet.output_folders import output_folder_problem
-from basicsr_sgenet.study.json_files import read_json, write_json
-from basicsr_sgenet.study.spec import Budget, SyntheticData
-from basicsr_sgenet.training_budget import stretch_schedule
+from basicsr_sgenet.integration.errors import OptionError, PreparationError, StudyError
+from basicsr_sgenet.integration.options import apply_overrides, read_option_file, write_option_file
+from basicsr_sgenet.integration.output_folders import output_folder_problem
+from basicsr_sgenet.tools.study.json_files import read_json, write_json
+from basicsr_sgenet.tools.study.spec import Budget, SyntheticData
+from basicsr_sgenet.tools.training_budget import stretch_schedule
 
 QUICK_SYNTHETIC = dict(train_frames_per_photo=1, test_frames_per_photo=1, train_frame_size=(96, 128),
                        test_frame_size=(64, 96))
@@ -175,7 +175,7 @@ class StudyRunner:
 
     def check(self, runs, check_data=True):
         """Check each run's options as a training run checks them, before any training."""
-        from basicsr_sgenet.options import check_options
+        from basicsr_sgenet.integration.options import check_options
 
         for run in runs:
             try:
@@ -200,14 +200,14 @@ class StudyRunner:
         header = OPTIONS_HEADER.format(study=self.study.path, variant=run.variant, seed=run.seed,
                                        base=self.study.variant(run.variant).base or self.study.base,
                                        directory=run.directory)
-        os.replace(write_option_file(path + '.tmp', run.options, header), path)
+        write_option_file(path, run.options, header)
         return path
 
     # ------------------------------------------------------------------ running
 
     def run(self):
         """Run every unfinished run, then write the report; returns the report's paths."""
-        from basicsr_sgenet.study.report import input_scores, network_costs, write_report
+        from basicsr_sgenet.tools.study.report import input_scores, network_costs, write_report
 
         # Everything but the study's own data (rendered below) is checked before anything is written.
         problem = output_folder_problem(self.output)
@@ -244,8 +244,8 @@ class StudyRunner:
                             log=self.log)
 
     def _train(self, run, index, count):
-        from basicsr_sgenet.study.report import collect_result
-        from basicsr_sgenet.training_process import train_in_child
+        from basicsr_sgenet.tools.study.report import collect_result
+        from basicsr_sgenet.tools.training_process import train_in_child
 
         state_path = os.path.join(run.directory, 'run_state.json')
         state = read_json(state_path) or {'seconds': 0.0, 'attempts': 0}

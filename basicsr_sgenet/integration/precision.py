@@ -89,7 +89,7 @@ def autocast(device, precision):
 def option_precision(opt, section, device):
     """``<section>.mixed_precision`` of an option dict as 'fp32'/'bf16'/'fp16', checked
     against ``device``; OptionError naming the key otherwise."""
-    from basicsr_sgenet.errors import OptionError
+    from basicsr_sgenet.integration.errors import OptionError
     where = f'{section}.mixed_precision'
     try:
         precision = parse_precision((opt.get(section) or {}).get('mixed_precision'), where)

@@ -24,7 +24,7 @@ images and reports its PSNR against the sharp ones and the change from eager fp3
 The table goes to stdout and, with ``--out``, to a Markdown file, followed by the
 machine (CPU model, its vector ISA and native-bf16 capability, threads, load);
 ``--plot`` (default: next to ``--out``) draws latency against MACs if matplotlib is
-installed. What the numbers mean is in ``basicsr_sgenet/profiling.py`` and is
+installed. What the numbers mean is in ``basicsr_sgenet/tools/profiling.py`` and is
 summarised under the table.
 """
 import argparse
@@ -37,14 +37,14 @@ from typing import Optional
 import numpy as np
 import torch
 
-from basicsr_sgenet.errors import InferenceError, UserError, first_line, status_or_user_error
+from basicsr_sgenet.integration.errors import InferenceError, UserError, first_line, status_or_user_error
 from basicsr_sgenet.inference.network import (NetworkSpec, build_network, parse_arch_args, size_multiple,
                                               spec_from_option_file)
 from basicsr_sgenet.inference.runtime import check_precision, resolve_device
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tiled_forward
-from basicsr_sgenet.plotting import labelled_scatter
-from basicsr_sgenet.precision import PRECISIONS, cpu_capability
-from basicsr_sgenet.profiling import (BACKENDS, ONNX_BACKENDS, build_on_meta, configuration_problem, count_macs,
+from basicsr_sgenet.tools.plotting import labelled_scatter
+from basicsr_sgenet.integration.precision import PRECISIONS, cpu_capability
+from basicsr_sgenet.tools.profiling import (BACKENDS, ONNX_BACKENDS, build_on_meta, configuration_problem, count_macs,
                                       count_parameters, cpu_model_name, format_gmacs, interleaved_timings,
                                       parse_size, prepare_runner)
 
@@ -258,7 +258,7 @@ def built_network(spec, weights):
     torch.manual_seed(0)
     network = build_network(spec).eval()
     if weights:
-        from basicsr_sgenet.weights import load_weights
+        from basicsr_sgenet.integration.weights import load_weights
         load_weights(network, weights, network_description=spec.describe())
     return network
 

@@ -2,7 +2,8 @@
 missing or half-written reads as None, and writes replace the old file atomically, so a
 study killed at any moment restarts from a consistent state."""
 import json
-import os
+
+from basicsr_sgenet.integration.atomic_files import atomic_write
 
 
 def read_json(path):
@@ -16,6 +17,5 @@ def read_json(path):
 
 def write_json(path, value):
     """Store ``value`` at ``path`` through a temporary file and a rename."""
-    with open(path + '.tmp', 'w') as f:
+    with atomic_write(path, 'w') as f:
         json.dump(value, f, indent=1)
-    os.replace(path + '.tmp', path)

@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional
 
-from basicsr_sgenet.experiment_logs import METRIC, RECORD, VALIDATION
+from basicsr_sgenet.tools.experiment_logs import METRIC, RECORD, VALIDATION
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
