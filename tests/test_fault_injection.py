@@ -35,8 +35,8 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith('linux'), reason='pr
 TINY_JSON = json.dumps({key: value for key, value in TINY_SGENET.items() if key != 'type'})
 DEBLUR = ['-m', 'basicsr_sgenet.deblur']
 EXPORT = ['-m', 'basicsr_sgenet.export']
-COMPARE = ['-m', 'basicsr_sgenet.compare']
-BENCHMARK = ['-m', 'basicsr_sgenet.benchmark']
+COMPARE = [os.path.join(REPO_ROOT, 'scripts', 'compare.py')]
+BENCHMARK = [os.path.join(REPO_ROOT, 'scripts', 'benchmark.py')]
 PREPARE_GOPRO = [os.path.join(REPO_ROOT, 'scripts', 'prepare_gopro.py')]
 PREPARE_HIDE = [os.path.join(REPO_ROOT, 'scripts', 'prepare_hide.py')]
 STUDY = [os.path.join(REPO_ROOT, 'scripts', 'study.py')]
@@ -437,3 +437,25 @@ def test_fault(command, fault, runner, shared, tmp_path):
     assert status == 2, (status, stderr)
     assert snapshot(ws.root) == before, 'the command wrote or changed files'
     assert not os.path.exists(ws.path('PWNED'))
+
+
+# ----------------------------------------------------------------------------- the one place
+
+def test_ctrl_c_is_one_line_and_status_130_in_every_main(capsys):
+    from basicsr_sgenet.integration.errors import Interrupted, exit_on_user_error, status_or_user_error
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def interrupted_with_detail():
+        raise Interrupted('3 of 9 results written') from None
+
+    assert status_or_user_error(interrupted) == INTERRUPTED_STATUS
+    assert capsys.readouterr().err.splitlines() == [
+        'error: interrupted (Ctrl-C); nothing half-written was left (every file takes its name only when complete)']
+    assert status_or_user_error(interrupted_with_detail) == INTERRUPTED_STATUS
+    assert capsys.readouterr().err == 'error: interrupted (Ctrl-C); 3 of 9 results written\n'
+    with pytest.raises(SystemExit) as exit_request:
+        exit_on_user_error(interrupted)
+    assert exit_request.value.code == INTERRUPTED_STATUS
+    assert exit_on_user_error(lambda: 'result') == 'result'
