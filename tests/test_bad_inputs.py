@@ -334,7 +334,7 @@ ROWS = [
     Row('prepare_gopro', 'existing split with a scrambled page', gopro_with_scrambled_page,
         '{ws}/GoPro/train/blur.lmdb'),
     Row('prepare_gopro', 'existing split not made by the tool', gopro_over_foreign_folder,
-        '{ws}/GoPro/test exists but is not a complete dataset'),
+        '{ws}/GoPro/test exists and is not a dataset made by this tool'),
 
     # --- prepare_hide
     Row('prepare_hide', 'input does not exist', lambda ws: ['--input', ws.path('nowhere')], '{ws}/nowhere'),
