@@ -121,7 +121,7 @@ def assert_whole(path):
 
 
 def temporary(name):
-    return name.startswith(('.incomplete-', '.replaced-', '.export-')) or '.tmp' in name
+    return name.startswith(('.incomplete-', '.replaced-', '.export-')) or '.tmp' in name or name.endswith('.partial')
 
 
 def assert_files_safe(ws, before, allow_temporary=False):
