@@ -343,6 +343,7 @@ class Compare(Command):
     full_disk_names = '{ws}/table/compare.png'
 
     def full_disk(self, ws):
+        os.makedirs(ws.path('table'), exist_ok=True)
         return [finished_experiment(ws), '--size', '64x64', '--out', ws.path('table', 'compare.md'),
                 '--plot', ws.path('table', 'compare.png')]
 
@@ -370,6 +371,7 @@ class Benchmark(Command):
     full_disk_names = '{ws}/table/bench.png'
 
     def full_disk(self, ws):
+        os.makedirs(ws.path('table'), exist_ok=True)
         return ['--model', f'SGENet:{TINY_JSON}', '--sizes', '64x64', '--precisions', 'fp32', '--device', 'cpu',
                 '--repeats', '1', '--warmup', '0', '--out', ws.path('table', 'bench.md')]
 

@@ -81,3 +81,28 @@ def replace_problem(path, command, output_name):
     if not os.access(parent, os.W_OK | os.X_OK):
         return f'{output_name}: {parent} is not writable'
     return None
+
+
+def check_report_paths(command, inputs, outputs):
+    """Raise InferenceError, before any work, for report files (``{'--out': path, ...}``,
+    None entries ignored) that overlap an input or would replace a file ``command`` did
+    not write."""
+    from basicsr_sgenet.integration.errors import InferenceError
+    for flag, path in outputs.items():
+        if not path:
+            continue
+        problem = overlap_problem(path, inputs, f'{flag} {path}') or replace_problem(path, command, f'{flag} {path}')
+        if problem:
+            raise InferenceError(problem)
+
+
+def write_report(path, text, command):
+    """Write the Markdown ``text`` to ``path`` with ``command``'s mark, atomically;
+    InferenceError naming ``path`` when it cannot be written (a full disk)."""
+    from basicsr_sgenet.integration.atomic_files import atomic_write
+    from basicsr_sgenet.integration.errors import InferenceError
+    try:
+        with atomic_write(path, 'w') as f:
+            f.write(text.rstrip('\n') + '\n\n' + text_mark(command) + '\n')
+    except OSError as err:
+        raise InferenceError(f'Cannot write {path} ({err.strerror or err}); nothing was written there') from None
