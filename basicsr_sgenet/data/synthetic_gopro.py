@@ -193,6 +193,12 @@ def build_synthetic_gopro(tree_root, dataset_root, settings, grid, seed=0, worke
     from basicsr_sgenet.data.preparation import prepare_gopro
 
     legacy = _made_from(tree_root) == ''  # an older demo's tree: its LMDBs are the demo's too
+    if legacy:  # made before preparation.json marked datasets: recognised by the tree's marker, replaced
+        from basicsr_sgenet.data.preparation.outputs import made_by_this_tool
+        for split in ('train', 'test'):
+            old = os.path.join(dataset_root, split)
+            if os.path.isdir(old) and not made_by_this_tool(old):
+                shutil.rmtree(old)
     rewritten = write_synthetic_tree(tree_root, settings, seed)
     datasets_marker = os.path.join(dataset_root, TREE_MARKER)
     request = json.dumps({'tree': settings.fingerprint(seed), 'grid': asdict(grid)}, sort_keys=True)
