@@ -65,6 +65,7 @@ setup(
         'lmdb',
         'numpy',
         'opencv-python',
+        'Pillow',  # EXIF orientation, ICC profiles and truncated-JPEG checks of deblur's inputs
         'pyyaml',
         'scikit-image',  # the demo's bundled sample photos
         'tqdm',

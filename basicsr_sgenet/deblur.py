@@ -9,11 +9,15 @@ The network is the paper-size SGENet unless ``--arch``/``--arch-args`` or ``--op
 (an option file's ``network_g``; its ``path.pretrain_network_g`` then supplies the
 weights unless ``--weights`` is given) say otherwise; ``--model`` runs an exported ONNX
 file instead. By default the precision and memory format are the fastest safe ones for
-this machine (``inference/backends/``). Output files keep their names and bit depth
-(see ``inference/image_io.py``). Files already in the output folder are never
-replaced: the run stops before any work, naming one, unless ``--overwrite`` (replace
-them) or ``--skip-existing`` (keep them and deblur the other inputs: finishes an
-interrupted run) is given.
+this machine (``inference/backends/``). Output files keep their names and bit depth,
+are upright as viewers show the input (EXIF orientation) and keep its ICC profile in
+PNG (see ``inference/image_io.py``). A file deblur did not write is never replaced,
+and the output folder may not be, contain or lie inside the input. Earlier results in
+the output folder stop the run before any work, naming one, unless ``--overwrite``
+(replace them: only unchanged results of earlier runs, as ``.deblur-results.json``
+lists them) or ``--skip-existing`` (keep them and deblur the other inputs: finishes an
+interrupted run) is given. Ctrl-C stops with exit status 130, every result written so
+far complete.
 Everything that can be checked (arguments, weights, inputs, output names, that the
 output folder can be written) is checked before the folder is created.
 
@@ -32,7 +36,7 @@ if __name__ == '__main__' and not __package__:
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from basicsr_sgenet.integration.errors import InferenceError, first_line, status_or_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import InferenceError, Interrupted, first_line, status_or_user_error  # noqa: E402
 from basicsr_sgenet.inference.backends import BACKENDS, PRECISION_CHOICES, build_restorer, plan_from_args  # noqa: E402
 from basicsr_sgenet.inference.image_io import (  # noqa: E402
     ImageReadError, create_output_dir, list_input_images, plan_outputs, read_image, remove_interrupted_writes,
@@ -94,7 +98,7 @@ def deblur_files(args):
         check_tile_settings(args.tile, args.tile_overlap)  # the size grid is checked once the network exists
     spec = network_spec_from_args(args) if plan.backend == 'pytorch' else None
     inputs = list_input_images(args.input)
-    jobs = plan_outputs(args.output, inputs, args.overwrite, args.skip_existing)
+    jobs = plan_outputs(args.output, inputs, args.overwrite, args.skip_existing, input_root=args.input)
     kept = len(inputs) - len(jobs)
     if not jobs:
         print(f'Nothing to do: the results of all {len(inputs)} input image(s) are already in {args.output} '
@@ -126,6 +130,10 @@ def deblur_files(args):
                     write_image(target_path, restore_image(restorer, image, args, multiple), image, args.overwrite)
                     done += 1
                 images_bar.update()
+    except KeyboardInterrupt:
+        left = (f'{done} of {len(jobs)} results are in {args.output}, each complete; run the same command with '
+                '--skip-existing to deblur the rest') if done else 'no result was written'
+        raise Interrupted(left) from None
     finally:
         if not done:  # stopped or failed before the first result: leave no empty folder behind
             remove_if_empty(created)

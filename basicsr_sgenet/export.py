@@ -16,7 +16,10 @@ inference) and a parity run, ONNX Runtime against PyTorch on a random image of a
 size than the one traced (odd by default, batch 2), so a graph that baked in a size fails
 here instead of in use. The maximum difference is printed; above ``--tolerance`` the
 export fails and nothing is written. An existing ``-o`` file is replaced only with
-``--overwrite``.
+``--overwrite``, and only if it is an earlier export (an ONNX file carrying this
+plugin's metadata): the weights, the option file or any other file is never replaced,
+and ``-o`` may not be the weights or the option file. A full disk or Ctrl-C leaves no
+``-o`` file (exit status 2 or 130).
 
 The exporter and the parity check live in ``inference/onnx_export.py``.
 
@@ -35,11 +38,12 @@ if __name__ == '__main__' and not __package__:
 import torch  # noqa: E402
 
 from basicsr_sgenet.inference.network import load_network, network_spec_from_args, size_multiple  # noqa: E402
-from basicsr_sgenet.inference.onnx_model import import_onnx_packages  # noqa: E402
+from basicsr_sgenet.inference.onnx_model import METADATA_PREFIX, import_onnx_packages  # noqa: E402
 from basicsr_sgenet.inference.onnx_export import (  # noqa: E402
     DEFAULT_OPSET, DEFAULT_TOLERANCE, export_to_onnx, parity_difference)
-from basicsr_sgenet.integration.errors import InferenceError, status_or_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import InferenceError, Interrupted, status_or_user_error  # noqa: E402
 from basicsr_sgenet.integration.output_folders import output_folder_problem  # noqa: E402
+from basicsr_sgenet.integration.own_outputs import overlap_problem  # noqa: E402
 from basicsr_sgenet.inference.sizes import parse_size  # noqa: E402
 
 DEFAULT_TRACE_SIZE = '64x64'
@@ -69,10 +73,24 @@ def build_parser():
     return parser
 
 
+def is_earlier_export(path):
+    """Whether ``path`` is an ONNX file this command wrote (its metadata carries the
+    plugin's keys): the only kind of file ``--overwrite`` replaces."""
+    try:
+        import onnx
+        model = onnx.load(path, load_external_data=False)
+    except Exception:  # noqa: BLE001  (anything that does not parse as ONNX is not ours)
+        return False
+    return any(prop.key.startswith(METADATA_PREFIX) for prop in model.metadata_props)
+
+
 def output_path_problem(path, overwrite):
     """Why ``path`` cannot be written (before any work), or None."""
     if os.path.isdir(path):
         return f'-o {path} is a folder; give the .onnx file to write'
+    if os.path.lexists(path) and not is_earlier_export(path):
+        return (f'-o {path} already exists and is not an ONNX file written by this export; it is never replaced: '
+                'choose another name or move it away')
     if os.path.lexists(path) and not overwrite:
         return f'-o {path} already exists; pass --overwrite to replace it'
     parent = os.path.dirname(os.path.abspath(path))
@@ -93,6 +111,9 @@ def export_cli(args):
     trace_size = parse_size(args.trace_size, '--trace-size')
     check_size = parse_size(args.check_size, '--check-size')
     spec = network_spec_from_args(args)
+    problem = overlap_problem(args.output, [spec.weights, args.opt], f'-o {args.output}')
+    if problem:
+        raise InferenceError(problem)
 
     # The temporary file is created before the (slow) build and export: a folder that
     # refuses files (read-only or special file systems, which os.access cannot tell) is an
@@ -108,8 +129,12 @@ def export_cli(args):
         metadata = {'arch': spec.arch, 'arch_args': json.dumps(spec.kwargs), 'size_multiple': size_multiple(network),
                     'weights': os.path.basename(spec.weights), 'torch': torch.__version__}
         model = export_to_onnx(network, trace_size, args.opset, metadata)
-        with open(temporary, 'wb') as f:
-            f.write(model.SerializeToString())
+        try:
+            with open(temporary, 'wb') as f:
+                f.write(model.SerializeToString())
+        except OSError as err:  # a full disk
+            raise InferenceError(f'-o {args.output} cannot be written ({err.strerror or err}); nothing was '
+                                 'written') from None
         difference = parity_difference(network, temporary, check_size)
         print(f'Parity: max |ONNX Runtime - PyTorch| = {difference:.2e} on a random 2x3x{check_size[0]}x'
               f'{check_size[1]} image (tolerance {args.tolerance:g})')
@@ -121,6 +146,8 @@ def export_cli(args):
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary file only
         os.replace(temporary, args.output)
+    except KeyboardInterrupt:
+        raise Interrupted(f'{args.output} was not written') from None
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)

@@ -108,7 +108,10 @@ def fit_budget(opt, train_seconds, fixed_iters, quick):
     if fixed_iters:
         iters, print_freq = fixed_iters, max(1, fixed_iters // 50)
     else:
-        timing = measure_step_timing(opt)
+        # Timing until the pace settles may take up to a tenth of the training budget; that time is spent.
+        calibration_started = time.time()
+        timing = measure_step_timing(opt, max_seconds=max(5.0, min(60.0, train_seconds / 10)))
+        train_seconds -= time.time() - calibration_started
         iters = iterations_for_budget(train_seconds, timing, VALIDATIONS + 1, minimum=5 if quick else 50)
         print_freq = print_frequency(timing.seconds_per_iter, every_seconds=3)
     train = opt['train']

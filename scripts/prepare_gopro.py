@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from basicsr_sgenet.data.preparation import (DEFAULT_GOPRO_OUTPUT, DEFAULT_GRID, FORMATS, GOPRO_SPLITS,  # noqa: E402
                                              SubimageGrid, default_workers, prepare_gopro)
-from basicsr_sgenet.integration.errors import exit_on_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import Interrupted, exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv):
@@ -53,12 +53,18 @@ def prepare(args):
                   args.workers, args.overwrite)
 
 
+def interruptible(function, *args):
+    """``function(*args)``; Ctrl-C becomes one line saying what is left (exit status 130)."""
+    try:
+        return function(*args)
+    except KeyboardInterrupt:
+        raise Interrupted('the split being written was discarded; finished splits are kept (no half-written '
+                          'dataset is left under its final name)') from None
+
+
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        exit_on_user_error(prepare, args)
-    except KeyboardInterrupt:
-        sys.exit('Interrupted: the split being written was discarded; finished splits are kept.')
+    exit_on_user_error(interruptible, prepare, args)
 
 
 if __name__ == '__main__':

@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from basicsr_sgenet.data.preparation import (DEFAULT_HIDE_OUTPUT, FORMATS, HIDE_SUBSETS,  # noqa: E402
                                              default_workers, prepare_hide)
-from basicsr_sgenet.integration.errors import exit_on_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import Interrupted, exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv):
@@ -41,13 +41,19 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def interruptible(function, *args):
+    """``function(*args)``; Ctrl-C becomes one line saying what is left (exit status 130)."""
+    try:
+        return function(*args)
+    except KeyboardInterrupt:
+        raise Interrupted('the dataset being written was discarded; finished ones are kept (no half-written '
+                          'dataset is left under its final name)') from None
+
+
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        exit_on_user_error(prepare_hide, args.input, args.output, args.only, args.subsets, args.format,
-                           args.compress_level, args.workers, args.overwrite)
-    except KeyboardInterrupt:
-        sys.exit('Interrupted: the dataset being written was discarded; finished ones are kept.')
+    exit_on_user_error(interruptible, prepare_hide, args.input, args.output, args.only, args.subsets, args.format,
+                       args.compress_level, args.workers, args.overwrite)
 
 
 if __name__ == '__main__':

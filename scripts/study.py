@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from basicsr_sgenet.integration.errors import exit_on_user_error  # noqa: E402
+from basicsr_sgenet.integration.errors import Interrupted, exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -42,9 +42,8 @@ def run(args):
     try:
         runner.run()
     except KeyboardInterrupt:
-        print(f'\nStopped. Run the same command again to continue: finished runs are kept and the interrupted '
-              f'one resumes from its last checkpoint ({output}).', file=sys.stderr, flush=True)
-        sys.exit(130)
+        raise Interrupted(f'finished runs are kept in {output} and the interrupted one resumes from its last '
+                          'checkpoint: run the same command again to continue') from None
 
 
 def main(argv=None):

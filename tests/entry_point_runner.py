@@ -12,6 +12,13 @@ child that runs the entry point exactly as ``python`` would (``runpy``, as
 for it, and answers ``{"status": <exit status, -N for signal N>}``. The child skips only
 the interpreter's final teardown of every module (a second with torch loaded).
 
+For fault injection (``tests/faults.py``) a request may also hold ``"detach": true``: the
+answer is then ``{"pid": ...}`` at once, so the test can signal the child (it leads its own
+process group, as a command started from a shell does, so a Ctrl-C reaches its workers
+too), and ``{"wait": pid}`` later answers its status. ``"file_size_limit": bytes`` runs
+the child under RLIMIT_FSIZE with SIGXFSZ ignored: every write past that size fails with
+EFBIG, as on a full disk.
+
 ``deny_write`` makes ``os.access`` report those folders as not writable, which is what an
 ordinary user sees for a read-only folder; tests run as root (CI containers), for whom
 chmod does not make a folder read-only.
@@ -19,6 +26,7 @@ chmod does not make a folder read-only.
 import atexit
 import json
 import os
+import resource
 import runpy
 import signal
 import sys
@@ -44,6 +52,12 @@ def _deny_write(folders):
 def _become_entry_point(request):
     """In the child: set up the process as ``python <argv>`` would, then run it."""
     os.chdir(request['cwd'])
+    if request.get('detach'):
+        os.setpgid(0, 0)
+    if request.get('file_size_limit') is not None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        hard_limit = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+        resource.setrlimit(resource.RLIMIT_FSIZE, (request['file_size_limit'], hard_limit))
     for fd, path, flags in ((0, os.devnull, os.O_RDONLY), (1, request['stdout'], os.O_WRONLY | os.O_CREAT),
                             (2, request['stderr'], os.O_WRONLY | os.O_CREAT)):
         handle = os.open(path, flags, 0o644)
@@ -94,11 +108,18 @@ def _run_child(request):
 def main():
     for line in sys.stdin:
         request = json.loads(line)
+        if 'wait' in request:
+            _, wait_status = os.waitpid(request['wait'], 0)
+            print(json.dumps({'status': os.waitstatus_to_exitcode(wait_status)}), flush=True)
+            continue
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             _run_child(request)  # never returns
+        if request.get('detach'):
+            print(json.dumps({'pid': pid}), flush=True)
+            continue
         _, wait_status = os.waitpid(pid, 0)
         print(json.dumps({'status': os.waitstatus_to_exitcode(wait_status)}), flush=True)
 

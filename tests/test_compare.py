@@ -7,6 +7,8 @@ import torch
 import yaml
 from basicsr.archs import build_network
 
+from basicsr_sgenet.integration.own_outputs import text_mark
+
 from basicsr_sgenet.tools import compare
 from basicsr_sgenet.tools.experiment_logs import parse_log_text
 from conftest import run_python
@@ -67,7 +69,16 @@ def test_table_from_folders(experiments, capsys):
                            '--size', '32x32', '--out', str(experiments / 'table.md')])
     assert status == 0
     table = (experiments / 'table.md').read_text()
-    assert table in capsys.readouterr().out
+    assert table.rstrip('\n').endswith(text_mark('compare'))  # what lets a re-run replace it
+    assert table.split('\n\n' + text_mark('compare'))[0].strip() in capsys.readouterr().out
+    # A file compare did not write is never replaced; an earlier table is.
+    assert compare.main([str(experiments / 'results' / 'tiny_test'), '--no-cost', '--out',
+                         str(experiments / 'table.md')]) == 0
+    (experiments / 'notes.md').write_text('mine')
+    assert compare.main([str(experiments / 'results' / 'tiny_test'), '--no-cost', '--out',
+                         str(experiments / 'notes.md')]) == 2
+    assert 'notes.md already exists and was not written by compare' in capsys.readouterr().err
+    assert (experiments / 'notes.md').read_text() == 'mine'
     lines = [line for line in table.splitlines() if line.startswith('|')]
     assert lines[0].split('|')[1:-1] == [' Experiment ', ' Dataset ', ' psnr_matlab ', ' ssim_matlab ', ' psnr ',
                                          ' ssim ', ' Validation ', ' Network from ', ' Params (M) ',

@@ -175,9 +175,21 @@ def test_other_settings_or_foreign_data_are_errors(gopro_src, tmp_path):
 
     (out / 'test').mkdir()
     (out / 'test' / 'notes.txt').write_text('mine')
-    with pytest.raises(PreparationError, match='not a complete dataset made by this tool'):
-        gopro(src, out, splits=['test'])
-    assert (out / 'test' / 'notes.txt').read_text() == 'mine'
+    for overwrite in (False, True):  # --overwrite replaces only datasets this tool made
+        with pytest.raises(PreparationError, match='not a dataset made by this tool.*never replaced, even with '
+                                                   '--overwrite'):
+            gopro(src, out, splits=['test'], overwrite=overwrite)
+        assert (out / 'test' / 'notes.txt').read_text() == 'mine'
+
+
+def test_output_overlapping_the_source_is_refused_before_any_work(gopro_src, tmp_path):
+    src, _ = gopro_src
+    before = sorted(os.walk(src))
+    # The raw data in datasets/GoPro and no --output: the splits would replace train/ and test/.
+    for output in (src, os.path.join(src, 'train'), os.path.join(src, 'prepared')):
+        with pytest.raises(PreparationError, match='would be written into \\(or over\\) the source images'):
+            gopro(src, output, overwrite=True)
+    assert sorted(os.walk(src)) == before
 
 
 def test_changed_source_is_detected(gopro_src, tmp_path):

@@ -12,6 +12,7 @@ from torch import nn
 
 from basicsr_sgenet.deblur import main
 from basicsr_sgenet.integration.errors import InferenceError
+from basicsr_sgenet.inference.image_io import RESULTS_RECORD
 from basicsr_sgenet.inference.tiling import check_tile_settings, tile_spans, tiled_forward
 from basicsr_sgenet.integration.weights import load_weights
 
@@ -156,7 +157,7 @@ def test_bit_depth_gray_alpha_and_names(tmp_path, weights):
     def read(name):
         return cv2.imread(str(tmp_path / 'out' / name), cv2.IMREAD_UNCHANGED)
 
-    assert sorted(os.listdir(tmp_path / 'out')) == ['eight.png', 'gray.png', 'photo.png', 'rgba.png',
+    assert visible(tmp_path / 'out') == ['eight.png', 'gray.png', 'photo.png', 'rgba.png',
                                                     'sixteen.png', 'sixteen.tif']
     assert read('eight.png').dtype == np.uint8 and read('eight.png').shape == (40, 48, 3)
     assert read('sixteen.png').dtype == np.uint16 and read('sixteen.png').shape == (40, 48, 3)
@@ -179,7 +180,7 @@ def test_unreadable_image_is_skipped_with_a_warning(tmp_path, weights, capsys):
     (inputs / 'broken.png').write_bytes(b'not a png')
     assert sgenet_cli(inputs, tmp_path / 'out', weights) == 0
     assert 'broken.png' in capsys.readouterr().err
-    assert os.listdir(tmp_path / 'out') == ['good.png']
+    assert visible(tmp_path / 'out') == ['good.png']
 
 
 def test_wrong_arch_weights_name_the_keys(tmp_path, weights, capsys):
@@ -237,29 +238,54 @@ def test_bad_input_gives_one_error_line(tmp_path, weights, capsys, case):
     assert status == 2
     assert err.startswith('error:') and len(err.splitlines()) == 1, err
     expected = {'missing weights': 'nope.pth', 'output is a file': 'not a folder', 'tile <= overlap': 'larger than',
-                'fp16 on cpu': 'CUDA', 'output is input': 'overwrite', 'bad arch args': '--arch-args',
+                'fp16 on cpu': 'CUDA', 'output is input': 'is the input', 'bad arch args': '--arch-args',
                 'missing input': 'does not exist', 'tile off the grid': 'multiple of 4'}[case]
     assert expected in err
 
 
 # --- nothing lost: existing files, output folders ---------------------------------------
 
-def test_existing_files_are_never_replaced_without_overwrite(tmp_path, weights, capsys):
-    photos = tmp_path / 'photos'
+def visible(folder):
+    """The file names in ``folder`` but deblur's hidden record of its results."""
+    return sorted(name for name in os.listdir(folder) if name != RESULTS_RECORD)
+
+
+def test_files_deblur_did_not_write_are_never_replaced(tmp_path, weights, capsys):
+    photos, out = tmp_path / 'photos', tmp_path / 'out'
     photos.mkdir()
+    out.mkdir()
     rgb = (smooth_image(24, 32) * 255).astype(np.uint8)
     cv2.imwrite(str(photos / 'a.jpg'), rgb)
-    cv2.imwrite(str(photos / 'a.png'), rgb[::-1])  # the user's own a.png, which a.jpg's result would replace
-    own = (photos / 'a.png').read_bytes()
+    cv2.imwrite(str(out / 'a.png'), rgb[::-1])  # the user's own a.png, which a.jpg's result would replace
+    own = (out / 'a.png').read_bytes()
 
-    assert sgenet_cli(photos / 'a.jpg', photos, weights) == 2
-    err = capsys.readouterr().err
-    assert f'{photos}/a.png already exists; pass --overwrite' in err and len(err.splitlines()) == 1
-    assert (photos / 'a.png').read_bytes() == own and sorted(os.listdir(photos)) == ['a.jpg', 'a.png']
+    for flags in ((), ('--overwrite',)):  # --overwrite replaces only earlier results of deblur
+        assert sgenet_cli(photos / 'a.jpg', out, weights, *flags) == 2
+        err = capsys.readouterr().err
+        assert f'{out}/a.png already exists and is not an unchanged result of an earlier deblur run' in err
+        assert len(err.splitlines()) == 1
+        assert (out / 'a.png').read_bytes() == own and sorted(os.listdir(out)) == ['a.png']
 
-    assert sgenet_cli(photos / 'a.jpg', photos, weights, '--overwrite') == 0
-    assert (photos / 'a.png').read_bytes() != own
-    assert sorted(os.listdir(photos)) == ['a.jpg', 'a.png']  # no temporary file left
+    # The output folder holding the input (or inside it) is refused before any work.
+    assert sgenet_cli(photos / 'a.jpg', photos, weights, '--overwrite') == 2
+    assert f'-o {photos} contains the input {photos}/a.jpg' in capsys.readouterr().err
+    assert sgenet_cli(photos, photos / 'deblurred', weights) == 2
+    assert f'-o {photos}/deblurred is inside the input {photos}' in capsys.readouterr().err
+    assert sorted(os.listdir(photos)) == ['a.jpg']
+
+
+def test_overwrite_replaces_earlier_results_but_not_edited_ones(tmp_path, weights, capsys):
+    photos, out = tmp_path / 'photos', tmp_path / 'out'
+    photos.mkdir()
+    for name in ('a', 'b'):
+        cv2.imwrite(str(photos / f'{name}.png'), (smooth_image(24, 32, ord(name)) * 255).astype(np.uint8))
+    assert sgenet_cli(photos, out, weights) == 0
+    assert sgenet_cli(photos, out, weights, '--overwrite') == 0  # its own results: replaced
+    (out / 'b.png').write_bytes((out / 'b.png').read_bytes() + b'edited')  # the user changed one since
+    capsys.readouterr()
+    assert sgenet_cli(photos, out, weights, '--overwrite') == 2
+    assert f'{out}/b.png already exists and is not an unchanged result' in capsys.readouterr().err
+    assert (out / 'b.png').read_bytes().endswith(b'edited')
 
 
 def test_a_second_run_does_not_replace_earlier_results(tmp_path, weights, capsys):
@@ -272,7 +298,7 @@ def test_a_second_run_does_not_replace_earlier_results(tmp_path, weights, capsys
     assert sgenet_cli(tmp_path / 'second', tmp_path / 'out', weights) == 2
     assert f'{tmp_path}/out/a.png already exists' in capsys.readouterr().err
     assert (tmp_path / 'out' / 'a.png').read_bytes() == earlier
-    assert sorted(os.listdir(tmp_path / 'out')) == ['a.png', 'first_only.png'], 'nothing written, not even new names'
+    assert visible(tmp_path / 'out') == ['a.png', 'first_only.png'], 'nothing written, not even new names'
 
 
 def test_skip_existing_finishes_an_interrupted_run(tmp_path, weights, capsys):
@@ -286,7 +312,7 @@ def test_skip_existing_finishes_an_interrupted_run(tmp_path, weights, capsys):
     assert sgenet_cli(inputs, tmp_path / 'out', weights, '--skip-existing') == 0
     assert f'Deblurred 2 image(s) into {tmp_path}/out; kept 1 existing result(s)' in capsys.readouterr().out
     assert (tmp_path / 'out' / '0.png').read_bytes() == first
-    assert sorted(os.listdir(tmp_path / 'out')) == ['0.png', '1.png', '2.png']
+    assert visible(tmp_path / 'out') == ['0.png', '1.png', '2.png']
     assert sgenet_cli(inputs, tmp_path / 'out', weights, '--skip-existing') == 0
     assert 'Nothing to do' in capsys.readouterr().out
 
@@ -312,7 +338,7 @@ def test_a_file_appearing_during_the_run_is_not_replaced(tmp_path):
     assert (tmp_path / 'out.png').read_bytes() == b'someone else'
     write_image(str(tmp_path / 'out.png'), image.rgb, image, overwrite=True)
     assert cv2.imread(str(tmp_path / 'out.png')).shape == (8, 8, 3)
-    assert sorted(os.listdir(tmp_path)) == ['in.png', 'out.png']
+    assert visible(tmp_path) == ['in.png', 'out.png']
 
 
 def test_temporary_files_of_a_killed_run_are_removed(tmp_path, weights):
@@ -323,7 +349,7 @@ def test_temporary_files_of_a_killed_run_are_removed(tmp_path, weights):
     (out / f'.a.png.tmp-{dead}').write_bytes(b'half an image')  # a kill -9 while writing a.png
     (out / f'.b.png.tmp-{dead}').write_bytes(b'not ours to judge')  # not a result of this run
     assert sgenet_cli(tmp_path / 'a.png', out, weights) == 0
-    assert sorted(os.listdir(out)) == [f'.b.png.tmp-{dead}', 'a.png']
+    assert visible(out) == [f'.b.png.tmp-{dead}', 'a.png']
 
 
 def subprocess_pid_that_exited():
@@ -385,3 +411,67 @@ def test_a_refused_run_prints_its_error_and_no_tile_overlap_warning(tmp_path, we
                       *refusal) == 2
     err = capsys.readouterr().err
     assert message in err and 'warning' not in err and len(err.splitlines()) == 1, err
+
+
+# --- what cameras and editors put beside the pixels -------------------------------------
+
+@pytest.mark.parametrize('orientation', range(1, 9))
+def test_exif_orientation_is_applied_as_viewers_apply_it(tmp_path, orientation):
+    from PIL import Image, ImageOps
+
+    from basicsr_sgenet.inference.image_io import read_image
+    rgb = (smooth_image(24, 32, orientation) * 255).astype(np.uint8)
+    rgb[:4, :6] = (255, 0, 0)  # a marked corner: any wrong turn or flip moves it
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(rgb).save(tmp_path / 'phone.png', exif=exif)
+    with Image.open(tmp_path / 'phone.png') as stored:
+        shown = np.asarray(ImageOps.exif_transpose(stored).convert('RGB'))
+    image = read_image(str(tmp_path / 'phone.png'))
+    assert image.orientation == orientation
+    np.testing.assert_array_equal(np.round(image.rgb * 255).astype(np.uint8), shown)
+
+
+def test_phone_photo_result_is_upright_and_keeps_its_colour_profile(tmp_path, weights):
+    from PIL import Image, ImageCms
+    rgb = (smooth_image(24, 32) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: viewers turn it 90 degrees clockwise
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile('sRGB')).tobytes()
+    Image.fromarray(rgb).save(tmp_path / 'phone.jpg', exif=exif, icc_profile=profile, quality=95)
+    assert sgenet_cli(tmp_path / 'phone.jpg', tmp_path / 'out', weights) == 0
+    with Image.open(tmp_path / 'out' / 'phone.png') as result:
+        assert result.size == (24, 32)  # width x height: upright, as viewers show the photo
+        assert result.info.get('icc_profile') == profile
+        assert result.getexif().get(0x0112) in (None, 1)
+        result.load()
+
+
+def test_truncated_jpeg_is_refused_not_restored(tmp_path, weights, capsys):
+    rgb = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / 'cut.jpg'), rgb)
+    data = (tmp_path / 'cut.jpg').read_bytes()
+    (tmp_path / 'cut.jpg').write_bytes(data[:len(data) * 3 // 4])
+    assert cv2.imread(str(tmp_path / 'cut.jpg')) is not None  # OpenCV alone decodes it, grey below the cut
+    assert sgenet_cli(tmp_path / 'cut.jpg', tmp_path / 'out', weights) == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith('error:')] == [
+        f'error: No input image could be read ({tmp_path}/cut.jpg); nothing was written']
+    assert f'{tmp_path}/cut.jpg is damaged: it is truncated' in err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_cmyk_and_greyscale_jpeg_and_16_bit_tiff_are_read(tmp_path):
+    from PIL import Image
+
+    from basicsr_sgenet.inference.image_io import read_image
+    rgb = (smooth_image(24, 32) * 255).astype(np.uint8)
+    Image.fromarray(rgb).convert('CMYK').save(tmp_path / 'cmyk.jpg', quality=98)
+    with Image.open(tmp_path / 'cmyk.jpg') as cmyk:
+        expected = np.asarray(cmyk.convert('RGB')).astype(np.float32) / 255
+    assert np.abs(read_image(str(tmp_path / 'cmyk.jpg')).rgb - expected).max() < 0.03
+    Image.fromarray(rgb[..., 0]).save(tmp_path / 'grey.jpg')
+    assert read_image(str(tmp_path / 'grey.jpg')).grayscale
+    cv2.imwrite(str(tmp_path / 'deep.tif'), rgb.astype(np.uint16) * 257)
+    deep = read_image(str(tmp_path / 'deep.tif'))
+    assert deep.dtype == np.uint16 and np.abs(deep.rgb * 255 - rgb[..., ::-1]).max() < 1e-3

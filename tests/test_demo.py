@@ -132,7 +132,7 @@ def test_budget_calibration_times_real_training_steps(tmp_path):
     write_pairs(tmp_path / 'data', count=2, size=32)
     opt = training_options(tmp_path / 'data', 'calibrate', total_iter=5, gt_size=16)
     opt['datasets']['val']['phase'] = 'val'
-    timing = measure_step_timing(yaml.safe_load(yaml.safe_dump(opt)), steps=2)
+    timing = measure_step_timing(yaml.safe_load(yaml.safe_dump(opt)), max_seconds=1.0)
     assert timing.seconds_per_iter > 0 and timing.seconds_per_validation > 0 and timing.setup_seconds > 0
 
 
@@ -159,3 +159,37 @@ def test_quick_demo_runs_end_to_end(tmp_path):
 def test_demo_refuses_bad_arguments():
     result = run_python([os.path.join(REPO_ROOT, 'scripts', 'demo.py'), '--minutes', '0'])
     assert result.returncode == 2 and '--minutes must be positive' in result.stderr
+
+
+class FakeClock:
+    """A clock that a fake training step advances: no timing in tests."""
+
+    def __init__(self, durations):
+        self.now, self.durations = 0.0, list(durations)
+
+    def __call__(self):
+        return self.now
+
+    def step(self):
+        self.now += self.durations.pop(0)
+
+
+def test_pace_is_fitted_from_steps_after_the_slow_start():
+    from basicsr_sgenet.tools.training_budget import settled_pace
+    # What a demo met: 0.83 s a step at the start, then about 0.3 s.
+    clock = FakeClock([0.83, 0.8, 0.6, 0.35, 0.31, 0.3, 0.29, 0.3, 0.3] + [0.3] * 40)
+    pace = settled_pace(clock.step, clock=clock)
+    assert pace.settled and abs(pace.seconds_per_iter - 0.3) < 0.011
+    assert pace.steps < 12  # stopped once settled
+    # The slow start is counted once (the trainer pays it again), not as the pace.
+    assert abs(pace.start_up_seconds - (sum([0.83, 0.8, 0.6, 0.35, 0.31, 0.3]) - 6 * pace.seconds_per_iter)) < 1e-9
+    timing = StepTiming(pace.seconds_per_iter, 0.0, pace.start_up_seconds)
+    fitted = iterations_for_budget(200, timing, validations=0)
+    assert fitted > 2.5 * iterations_for_budget(200, StepTiming(0.83, 0.0, 0.0), validations=0)
+
+
+def test_pace_that_never_settles_stops_at_the_time_limit():
+    from basicsr_sgenet.tools.training_budget import settled_pace
+    clock = FakeClock([0.2, 0.6] * 100)  # alternating: never settles
+    pace = settled_pace(clock.step, clock=clock, max_seconds=5.0)
+    assert not pace.settled and clock.now >= 5.0 and clock.now < 6.0

@@ -125,10 +125,10 @@ def test_bad_option_files_get_one_clear_line(tmp_path, content, message, capsys)
 def test_option_files_in_basicsr_s_own_dialect_pass_the_check(tmp_path):
     path = tmp_path / 'opt.yml'
     path.write_text('name: x\nmodel_type: SRModel\nnetwork_g: {type: SRVGGNetCompact, num_feat: 4}\n'
-                    'train: {optim_g: {lr: !!float 2e-4, betas: !!python/tuple [0.9, 0.99]}, total_iter: 10}\n')
+                    'train: {optim_g: {lr: !!float 2e-4, betas: !!seq [0.9, 0.99]}, total_iter: 10}\n')
     opt = read_option_file(str(path))
     assert check_options(opt, str(path))['network_g']['type'] == 'SRVGGNetCompact'
-    assert opt['train']['optim_g']['lr'] == 2e-4 and opt['train']['optim_g']['betas'] == (0.9, 0.99)
+    assert opt['train']['optim_g']['lr'] == 2e-4 and opt['train']['optim_g']['betas'] == [0.9, 0.99]
 
 
 def test_force_yml_is_applied_before_the_checks(tmp_path, capsys):

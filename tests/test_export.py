@@ -7,6 +7,7 @@ write what the PyTorch backend writes. Tiny networks and images: seconds in all.
 import itertools
 import json
 import os
+import shutil
 import sys
 
 import cv2
@@ -204,7 +205,9 @@ def test_cli_onnxruntime_backend_writes_what_pytorch_writes(tmp_path, exported, 
     assert deblur_main(['-i', str(inputs), '-o', str(tmp_path / 'torch'), '--weights', weights, '--arch-args',
                         TINY_SGENET_JSON, '--precision', 'fp32', '--no-channels-last', '--quiet', *tiles]) == 0
     names = sorted(os.listdir(tmp_path / 'torch'))
-    assert sorted(os.listdir(tmp_path / 'ort')) == names == ['eight.png', 'gray.png', 'rgba.png', 'sixteen.tif']
+    assert sorted(os.listdir(tmp_path / 'ort')) == names == ['.deblur-results.json', 'eight.png', 'gray.png',
+                                                              'rgba.png', 'sixteen.tif']
+    names.remove('.deblur-results.json')
     for name in names:
         from_ort, from_torch = read(tmp_path / 'ort' / name), read(tmp_path / 'torch' / name)
         assert from_ort.dtype == from_torch.dtype and from_ort.shape == from_torch.shape
@@ -223,7 +226,7 @@ def test_cli_openvino_backend_writes_what_pytorch_writes(tmp_path, exported, cap
     assert deblur_main(['-i', str(inputs), '-o', str(tmp_path / 'torch'), '--arch', 'Restormer', '--arch-args',
                         json.dumps(TINY_ARCHS['Restormer']), '--weights', weights, '--no-channels-last', '--quiet',
                         *tiles]) == 0
-    for name in sorted(os.listdir(tmp_path / 'torch')):
+    for name in sorted(name for name in os.listdir(tmp_path / 'torch') if not name.startswith('.')):
         from_ov, from_torch = read(tmp_path / 'ov' / name), read(tmp_path / 'torch' / name)
         assert from_ov.dtype == from_torch.dtype and from_ov.shape == from_torch.shape
         assert np.abs(from_ov.astype(int) - from_torch.astype(int)).max() <= 1, name
@@ -286,3 +289,19 @@ def test_missing_extras_are_one_line_naming_them(tmp_path, exported, capsys, mon
     assert 'pip install -e ".[onnx]"' in lines[0] and 'pip install -e ".[onnx]"' in lines[1]
     assert 'pip install -e ".[openvino]"' in lines[2]
     assert not os.path.exists(tmp_path / 'o') and not os.path.exists(tmp_path / 'x.onnx')
+
+
+def test_overwrite_replaces_only_an_earlier_export(tmp_path, exported, capsys):
+    _, weights, model = exported['SGENet']
+    arguments = ['--weights', weights, '--arch-args', TINY_SGENET_JSON]
+    # -o naming the weights (or any file this export did not write): never replaced.
+    assert export.main([*arguments, '-o', weights, '--overwrite']) == 2
+    assert f'-o {weights} already exists and is not an ONNX file written by this export' in capsys.readouterr().err
+    assert torch.load(weights, weights_only=True)
+    notes = tmp_path / 'notes.onnx'
+    notes.write_bytes(b'mine')
+    assert export.main([*arguments, '-o', str(notes), '--overwrite']) == 2
+    assert notes.read_bytes() == b'mine'
+    # An earlier export: replaced with --overwrite.
+    shutil.copy(model, tmp_path / 'earlier.onnx')
+    assert export.main([*arguments, '-o', str(tmp_path / 'earlier.onnx'), '--overwrite']) == 0

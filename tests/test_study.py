@@ -171,7 +171,8 @@ def test_stopped_study_resumes_the_interrupted_run_from_its_checkpoint(tmp_path)
         time.sleep(0.02)
     os.killpg(child.pid, signal.SIGINT)  # Ctrl-C
     _, stderr = child.communicate(timeout=60)
-    assert child.returncode == 130 and 'Run the same command again to continue' in stderr
+    assert child.returncode == 130 and 'run the same command again to continue' in stderr
+    assert stderr.startswith('error: interrupted (Ctrl-C); ') and len(stderr.splitlines()) == 1, stderr
     assert not (out / 'runs' / 'full' / 'seed0' / 'result.json').exists()
 
     resumed = run_study(study_file, '--out', str(out))
@@ -220,6 +221,37 @@ def test_report_table_has_mean_and_std_over_seeds_costs_and_the_blurred_input(tm
         assert not os.path.exists(plot)  # skipped with a message
     else:
         assert os.path.getsize(plot) > 1000
+
+
+@pytest.mark.parametrize('damage', ['{"variant": "full", "se', '[]', '{"variant": "full"}'])
+def test_a_damaged_run_result_is_one_error_not_a_missing_seed(tmp_path, damage):
+    study = read_study(write_study(tmp_path / 's.yml', tiny_study()))
+    runs = fake_results(tmp_path, study)
+    with open(runs[1].result_path, 'w') as f:
+        f.write(damage)
+    with pytest.raises(StudyError, match=f'{runs[1].result_path} is damaged .*it is the result of run full seed 1'):
+        write_report(study, str(tmp_path), runs, {'full': (1, 1e9), 'no_csam': (1, 1e9)}, {'psnr': 28.0},
+                     log=lambda *_: None)
+
+
+def test_damaged_run_state_is_one_line_and_a_foreign_output_folder_is_refused(tmp_path):
+    study_file = write_study(tmp_path / 's.yml', tiny_study())
+    state = tmp_path / 'out' / 'runs' / 'full' / 'seed0' / 'run_state.json'
+    state.parent.mkdir(parents=True)
+    (tmp_path / 'out' / '.study.json').write_text('{"study": "tiny"}')
+    state.write_text('{"seconds": "a while"}')
+    done = run_study(study_file, '--out', str(tmp_path / 'out'), '--variants', 'full')
+    assert done.returncode == 2 and 'Traceback' not in done.stderr
+    assert done.stderr.splitlines() == [f"error: {state} is damaged ('seconds' missing or of the wrong type); it "
+                                        'holds the training time of the run so far: delete it to count from zero '
+                                        '(the run resumes from its last checkpoint either way)']
+
+    (tmp_path / 'mine').mkdir()
+    (tmp_path / 'mine' / 'results.json').write_text('{"my": "numbers"}')
+    done = run_study(study_file, '--out', str(tmp_path / 'mine'))
+    assert done.returncode == 2
+    assert f'--out: {tmp_path}/mine/results.json exists and was not written by a study' in done.stderr
+    assert sorted(os.listdir(tmp_path / 'mine')) == ['results.json']
 
 
 def test_summary_of_one_seed_has_no_std():

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from basicsr_sgenet.data.synthetic_blur import ShakeSettings, synthesize_pair
+from basicsr_sgenet.integration.atomic_files import atomic_write
 from basicsr_sgenet.integration.errors import PreparationError
 
 TREE_MARKER = '.made_by_sgenet_synthetic_gopro'
@@ -122,6 +123,26 @@ def _made_from(root):
         return f.read()
 
 
+def _write_png(path, image):
+    """Write ``image`` as PNG, or PreparationError naming the file (cv2.imwrite would
+    return False and leave a truncated file on a full disk)."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'wb') as f:
+            f.write(cv2.imencode('.png', image)[1].tobytes())
+    except OSError as err:
+        raise PreparationError(f'Cannot write {path} ({err.strerror or err}); the partial render is redone by the '
+                               'next run') from None
+
+
+def _write_text(path, text):
+    try:
+        with atomic_write(path, 'w') as f:
+            f.write(text)
+    except OSError as err:
+        raise PreparationError(f'Cannot write {path} ({err.strerror or err})') from None
+
+
 def write_synthetic_tree(root, settings, seed=0):
     """Render the GoPro-layout tree at ``root``; returns True if written, False if the
     same settings and seed were already there. An earlier synthetic tree is replaced; a
@@ -137,23 +158,25 @@ def write_synthetic_tree(root, settings, seed=0):
     partial = f'{root}.partial'
     if os.path.exists(partial):
         shutil.rmtree(partial)
-    rng = np.random.default_rng(seed)
-    for split, photos, frames, (height, width) in (
-            ('train', settings.train_photos, settings.train_frames_per_photo, settings.train_frame_size),
-            ('test', settings.test_photos, settings.test_frames_per_photo, settings.test_frame_size)):
-        for photo_name in photos:
-            photo = load_photo(photo_name)
-            for frame in range(1, frames + 1):
-                try:
-                    images = synthesize_pair(photo, rng, height, width, settings.shake)
-                except ValueError as err:
-                    raise PreparationError(f'{split} photo {photo_name}: {err}') from None
-                for folder, image in zip(('sharp', 'blur', 'blur_gamma'), images):
-                    path = os.path.join(partial, split, photo_name, folder, f'{frame:06d}.png')
-                    os.makedirs(os.path.dirname(path), exist_ok=True)
-                    cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    with open(os.path.join(partial, TREE_MARKER), 'w') as f:
-        f.write(fingerprint)
+    try:
+        rng = np.random.default_rng(seed)
+        for split, photos, frames, (height, width) in (
+                ('train', settings.train_photos, settings.train_frames_per_photo, settings.train_frame_size),
+                ('test', settings.test_photos, settings.test_frames_per_photo, settings.test_frame_size)):
+            for photo_name in photos:
+                photo = load_photo(photo_name)
+                for frame in range(1, frames + 1):
+                    try:
+                        images = synthesize_pair(photo, rng, height, width, settings.shake)
+                    except ValueError as err:
+                        raise PreparationError(f'{split} photo {photo_name}: {err}') from None
+                    for folder, image in zip(('sharp', 'blur', 'blur_gamma'), images):
+                        path = os.path.join(partial, split, photo_name, folder, f'{frame:06d}.png')
+                        _write_png(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        _write_text(os.path.join(partial, TREE_MARKER), fingerprint)
+    except BaseException:  # a full disk, Ctrl-C: the partial render is this run's own, and useless
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     os.replace(partial, root)  # complete or absent: an interrupted render is redone
     return True
 
@@ -170,6 +193,12 @@ def build_synthetic_gopro(tree_root, dataset_root, settings, grid, seed=0, worke
     from basicsr_sgenet.data.preparation import prepare_gopro
 
     legacy = _made_from(tree_root) == ''  # an older demo's tree: its LMDBs are the demo's too
+    if legacy:  # made before preparation.json marked datasets: recognised by the tree's marker, replaced
+        from basicsr_sgenet.data.preparation.outputs import made_by_this_tool
+        for split in ('train', 'test'):
+            old = os.path.join(dataset_root, split)
+            if os.path.isdir(old) and not made_by_this_tool(old):
+                shutil.rmtree(old)
     rewritten = write_synthetic_tree(tree_root, settings, seed)
     datasets_marker = os.path.join(dataset_root, TREE_MARKER)
     request = json.dumps({'tree': settings.fingerprint(seed), 'grid': asdict(grid)}, sort_keys=True)
@@ -179,6 +208,5 @@ def build_synthetic_gopro(tree_root, dataset_root, settings, grid, seed=0, worke
             raise PreparationError(f'{dataset_root} exists and was not made from a synthetic GoPro tree; choose '
                                    'another folder.')
         prepare_gopro(tree_root, dataset_root, grid=grid, workers=workers, overwrite=True, progress=False, log=log)
-        with open(datasets_marker, 'w') as f:
-            f.write(request)
+        _write_text(datasets_marker, request)
     return SyntheticGoProPaths(tree_root, dataset_root)

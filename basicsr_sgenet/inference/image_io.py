@@ -11,12 +11,31 @@ The network sees RGB floats in [0, 1]:
   passed through unchanged. (OpenCV reads a gray + alpha PNG as colour + alpha, so
   such files come back as RGBA with three equal channels.)
 
-Nothing is lost on the way out: a result never replaces a file this run did not write
-unless the user asks (``overwrite``; ``keep_existing`` skips such inputs instead, to
-finish an interrupted run), and each result is written under a temporary name
-first, so a kill -9 never leaves a truncated image under a result's name.
+What a camera or editor puts beside the pixels:
+
+* EXIF orientation (phone photos are stored sideways with a tag saying how to turn
+  them): applied to the pixels when reading, so the result is upright as viewers show
+  the input, and carries no orientation tag.
+* An ICC colour profile (phones shoot Display P3, editors embed Adobe RGB): carried into
+  PNG results, so they display in the input's colours. TIFF results are written without
+  it. Other EXIF data (camera, GPS position, date) is not copied into results.
+* A truncated JPEG, which OpenCV decodes without an error (grey below the cut), is
+  refused as damaged (Pillow decodes it to the end to tell); truncated PNG, TIFF and
+  WebP files OpenCV already refuses.
+
+Nothing is lost on the way out: a result never replaces a file that deblur did not
+write (the rule in ``integration/own_outputs.py``): ``overwrite`` replaces only earlier
+results, which ``.deblur-results.json`` in the output folder lists with their SHA-256
+(a result edited since is the user's); ``keep_existing`` skips the inputs whose
+results are there, to finish an interrupted run. Each result is written under a
+temporary name first, so a kill -9 never leaves a truncated image under a result's name.
 """
+import hashlib
+import io
+import json
 import os
+import struct
+import zlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -26,11 +45,15 @@ import numpy as np
 from basicsr_sgenet.integration.atomic_files import atomic_write, leftover_writer, process_exists
 from basicsr_sgenet.integration.errors import ImageReadError, InferenceError
 from basicsr_sgenet.integration.output_folders import make_output_folder, output_folder_problem
+from basicsr_sgenet.integration.own_outputs import overlap_problem
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pnm')
 # Extensions written as they came in; everything else becomes PNG (lossless, 8 or 16 bit).
 KEPT_EXTENSIONS = ('.png', '.tif', '.tiff')
 MAX_VALUE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
+# deblur's record of the results it wrote into an output folder: {file name: sha256}.
+RESULTS_RECORD = '.deblur-results.json'
+EXIF_ORIENTATION = 0x0112
 
 
 @dataclass
@@ -40,6 +63,8 @@ class LoadedImage:
     dtype: np.dtype  # sample type of the file: uint8 or uint16
     grayscale: bool
     alpha: Optional[np.ndarray]  # H x W, the file's own sample type, or None
+    icc_profile: Optional[bytes] = None  # the input's colour profile, carried into PNG results
+    orientation: int = 1  # the EXIF orientation applied to the pixels (1: none)
 
 
 def list_input_images(path):
@@ -65,15 +90,53 @@ def output_path_for(input_path, output_dir):
     return os.path.join(output_dir, stem + ext)
 
 
-def plan_outputs(output_dir, input_paths, overwrite=False, keep_existing=False):
+def read_results_record(output_dir):
+    """{file name: sha256} of the results deblur wrote into ``output_dir`` (empty when
+    there is no record, or it is damaged: then nothing there counts as deblur's)."""
+    try:
+        with open(os.path.join(output_dir, RESULTS_RECORD)) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def is_earlier_result(path):
+    """Whether ``path`` is a result deblur wrote, unchanged since."""
+    expected = read_results_record(os.path.dirname(path) or '.').get(os.path.basename(path))
+    if not expected or not os.path.isfile(path):
+        return False
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest() == expected
+
+
+def record_result(path, digest):
+    """Add ``path`` (written with content hash ``digest``) to its folder's results record."""
+    folder = os.path.dirname(path) or '.'
+    record = read_results_record(folder)
+    record[os.path.basename(path)] = digest
+    record_path = os.path.join(folder, RESULTS_RECORD)
+    try:
+        with atomic_write(record_path, 'w', durable=False) as f:
+            json.dump(record, f, indent=0, sort_keys=True)
+    except OSError as err:
+        raise InferenceError(f'Cannot write {record_path} ({err.strerror or err})') from None
+
+
+def plan_outputs(output_dir, input_paths, overwrite=False, keep_existing=False, input_root=None):
     """``[(input, output path)]`` for the inputs to deblur, refusing, before anything is
     written, set-ups that would lose data or fail late: an output folder that cannot be
-    written, results that would replace their own inputs, two inputs mapping to one output
-    name, and any result name already taken by a file, unless ``overwrite`` (replace it)
-    or ``keep_existing`` (leave it and skip that input). Creates nothing."""
+    written or overlaps the input (``input_root``: the -i file or folder), results that
+    would replace their own inputs, two inputs mapping to one output name, a result name
+    taken by a file deblur did not write (never replaced), and one taken by an earlier
+    result unless ``overwrite`` (replace it) or ``keep_existing`` (leave it and skip that
+    input). Creates nothing."""
     problem = output_folder_problem(output_dir)
     if problem:
         raise InferenceError(f'Output folder {problem}')
+    problem = overlap_problem(output_dir, [input_root] if input_root else input_paths, f'-o {output_dir}')
+    if problem:
+        raise InferenceError(problem)
     outputs = [output_path_for(path, output_dir) for path in input_paths]
     seen = {}
     for source, target in zip(input_paths, outputs):
@@ -90,6 +153,12 @@ def plan_outputs(output_dir, input_paths, overwrite=False, keep_existing=False):
     if folders:
         raise InferenceError(f'{folders[0]} is a folder, so the result of {seen[folders[0]]} cannot be written '
                              'there; choose another output folder')
+    foreign = [target for target in taken if not is_earlier_result(target)]
+    if foreign and not keep_existing:
+        others = f' (and {len(foreign) - 1} more)' if len(foreign) > 1 else ''
+        raise InferenceError(f'{foreign[0]}{others} already exists and is not an unchanged result of an earlier '
+                             f'deblur run ({RESULTS_RECORD} there does not list it); it is never replaced: move it, '
+                             'choose another output folder, or pass --skip-existing to keep it and deblur the rest')
     if taken and not (overwrite or keep_existing):
         others = f' (and {len(taken) - 1} more of the {len(outputs)} result names)' if len(taken) > 1 else ''
         raise InferenceError(f'{taken[0]}{others} already exists; pass --overwrite to replace it, --skip-existing '
@@ -121,16 +190,67 @@ def remove_interrupted_writes(output_paths):
                 os.remove(os.path.join(folder, entry))
 
 
-def read_image(path):
-    """Load ``path`` as a LoadedImage, or raise ImageReadError naming the file."""
+def truncation_problem(data):
+    """Why the encoded image ``data`` (bytes) is damaged although OpenCV may decode it,
+    or None. ``cv2.imread`` returns a truncated JPEG with grey below the cut (it only
+    warns on stderr); Pillow's decoder raises instead, so a JPEG is decoded by Pillow to
+    the end, whatever OpenCV does."""
+    if not data.startswith(b'\xff\xd8'):  # PNG, TIFF, WebP: OpenCV returns None when cut short
+        return None
+    from PIL import Image
     try:
-        data = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except OSError as err:
+        if 'truncated' in str(err):
+            return 'it is truncated (the JPEG data ends before the image does)'
+    return None
+
+
+def _file_metadata(data):
+    """(EXIF orientation 1-8, ICC profile bytes or None) as Pillow reads them, or (1, None)."""
+    from PIL import Image
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+            icc_profile = image.info.get('icc_profile') or None
+    except Exception:  # noqa: BLE001  (metadata Pillow cannot parse: the pixels are what counts)
+        return 1, None
+    return (orientation if orientation in range(1, 9) else 1), icc_profile
+
+
+def upright(data, orientation):
+    """The pixels as a viewer shows an image with this EXIF orientation (as Pillow's
+    ImageOps.exif_transpose turns it)."""
+    if orientation in (5, 6, 7, 8):
+        data = data.swapaxes(0, 1)  # transpose; then flip to get the rotation
+    flips = {2: (1,), 3: (0, 1), 4: (0,), 6: (1,), 7: (0, 1), 8: (0,)}.get(orientation, ())
+    for axis in flips:
+        data = np.flip(data, axis)
+    return np.ascontiguousarray(data)
+
+
+def read_image(path):
+    """Load ``path`` as a LoadedImage (upright, see the module notes), or raise
+    ImageReadError naming the file."""
+    try:
+        with open(path, 'rb') as f:
+            encoded = f.read()
+    except OSError as err:
+        raise ImageReadError(f'{path} cannot be read ({err.strerror or err})') from None
+    try:
+        data = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_UNCHANGED) if encoded else None
     except cv2.error as err:
         raise ImageReadError(f'{path} cannot be read as an image ({err})') from None
+    problem = truncation_problem(encoded)
+    if problem:
+        raise ImageReadError(f'{path} is damaged: {problem}')
     if data is None:
         raise ImageReadError(f'{path} cannot be read as an image (unsupported or corrupt file)')
     if data.dtype not in MAX_VALUE:
         raise ImageReadError(f'{path} has {data.dtype} samples; only 8-bit and 16-bit images are supported')
+    orientation, icc_profile = _file_metadata(encoded)
+    data = upright(data, orientation)
     if data.ndim == 3 and data.shape[2] == 1:
         data = data[..., 0]
     alpha = None
@@ -149,7 +269,17 @@ def read_image(path):
     else:
         rgb = cv2.cvtColor(color, cv2.COLOR_BGR2RGB).astype(np.float32) / scale
     return LoadedImage(path=path, rgb=rgb, dtype=data.dtype, grayscale=color is None,
-                       alpha=None if alpha is None else alpha.copy())
+                       alpha=None if alpha is None else alpha.copy(), icc_profile=icc_profile,
+                       orientation=orientation)
+
+
+def png_with_icc_profile(png, profile):
+    """``png`` (bytes) with an iCCP chunk holding ``profile`` right after IHDR, as the PNG
+    specification places it (before the image data)."""
+    ihdr_end = 8 + 8 + 13 + 4  # signature, IHDR length + type, IHDR data, CRC
+    body = b'ICC profile\x00\x00' + zlib.compress(profile)  # name, separator, compression method 0
+    chunk = struct.pack('>I', len(body)) + b'iCCP' + body + struct.pack('>I', zlib.crc32(b'iCCP' + body))
+    return png[:ihdr_end] + chunk + png[ihdr_end:]
 
 
 def to_file_samples(rgb, source):
@@ -168,25 +298,28 @@ def to_file_samples(rgb, source):
 
 
 def write_image(path, rgb, source, overwrite=False):
-    """Write the deblurred ``rgb`` (H x W x 3 float) to ``path`` in ``source``'s format.
+    """Write the deblurred ``rgb`` (H x W x 3 float) to ``path`` in ``source``'s format
+    (with its ICC profile in a PNG), and list it in the folder's results record.
 
     The encoded file goes to a temporary name first and then takes its final name, so a
     kill -9 never leaves a truncated image under a result's name; without ``overwrite``
     a file that took the name meanwhile is never replaced."""
     samples = to_file_samples(rgb, source)
+    extension = os.path.splitext(path)[1]
     try:
-        encoded, data = cv2.imencode(os.path.splitext(path)[1], samples)
+        encoded, data = cv2.imencode(extension, samples)
     except cv2.error as err:
         raise InferenceError(f'Cannot write {path} ({err})') from None
     if not encoded:
         raise InferenceError(f'Cannot write {path} (OpenCV could not encode it)')
+    data = data.tobytes()
+    if source.icc_profile and extension.lower() == '.png':
+        data = png_with_icc_profile(data, source.icc_profile)
     try:
         with atomic_write(path, replace=overwrite, durable=False) as f:
-            f.write(data.tobytes())
+            f.write(data)
     except FileExistsError:
-        raise InferenceError(f'{path} was created by someone else while deblurring; it was not replaced (pass '
-                             '--overwrite to replace it)') from None
+        raise InferenceError(f'{path} was created by someone else while deblurring; it was not replaced') from None
     except OSError as err:
         raise InferenceError(f'Cannot write {path} ({err.strerror or err})') from None
-
-
+    record_result(path, hashlib.sha256(data).hexdigest())

@@ -8,8 +8,13 @@ ValueError`` keeps working.
 import sys
 
 
+# What a shell reports for a command that Ctrl-C (SIGINT) ended: 128 + 2.
+INTERRUPTED_STATUS = 130
+
+
 class UserError(Exception):
     """A mistake or broken input the user can fix; the message names the file, key or argument."""
+    exit_status = 2
 
 
 class DependencyError(UserError, ImportError):
@@ -60,6 +65,21 @@ class DemoError(UserError, RuntimeError):
     """A stage of the demo that failed; the message says which and where its log is."""
 
 
+class Interrupted(UserError):
+    """Ctrl-C, reported with what the command left on disk (``interrupted (Ctrl-C); ...``);
+    exit status 130. Raise it ``from None`` where a command knows more than the generic
+    line of ``status_or_user_error``."""
+    exit_status = INTERRUPTED_STATUS
+
+    def __init__(self, what_was_left):
+        super().__init__(f'interrupted (Ctrl-C); {what_was_left}')
+
+
+# What every file writer guarantees (integration/atomic_files.py): results take their
+# final names only when complete.
+NOTHING_HALF_WRITTEN = 'nothing half-written was left (every file takes its name only when complete)'
+
+
 def first_line(error):
     """The first line of an exception's message (torch errors can run to pages)."""
     lines = str(error).strip().splitlines()
@@ -68,21 +88,36 @@ def first_line(error):
 
 def status_or_user_error(function, *args, **kwargs):
     """Call ``function``, which returns an exit status; a UserError becomes one ``error:``
-    line on stderr and status 2. For ``main(argv)`` functions that return their status."""
+    line on stderr and status 2, and Ctrl-C (KeyboardInterrupt, or ``Interrupted`` saying
+    what was left) one ``error: interrupted (Ctrl-C); ...`` line and status 130, never a
+    traceback. For ``main(argv)`` functions that return their status; every entry point
+    goes through here (or ``exit_on_user_error``)."""
     try:
         return function(*args, **kwargs)
+    except KeyboardInterrupt:
+        return _report(Interrupted(NOTHING_HALF_WRITTEN))
     except UserError as err:
-        print(f'error: {err}', file=sys.stderr, flush=True)
-        return 2
+        return _report(err)
 
 
 def exit_on_user_error(function, *args, **kwargs):
-    """Call ``function``; a UserError becomes one ``error:`` line on stderr and exit status 2."""
-    try:
-        return function(*args, **kwargs)
-    except UserError as err:
-        print(f'error: {err}', file=sys.stderr, flush=True)
-        sys.exit(2)
+    """``status_or_user_error`` for functions that do not return a status: returns what
+    ``function`` returns; a UserError or Ctrl-C exits with its one line and status."""
+    outcome = []
+
+    def call():
+        outcome.append(function(*args, **kwargs))
+        return 0
+
+    status = status_or_user_error(call)
+    if status:
+        sys.exit(status)
+    return outcome[0]
+
+
+def _report(err):
+    print(f'error: {err}', file=sys.stderr, flush=True)
+    return err.exit_status
 
 
 def print_uncaught_briefly(error_type):

@@ -1,7 +1,8 @@
 """Reading BasicSR option files, and checking them before any work starts.
 
 One reader for every entry point (train, test, deblur, export, compare, the demo and
-studies): BasicSR's own YAML dialect (``!!float``, ``!!python/tuple``), overrides given as
+studies): standard YAML with BasicSR's tags (``!!float 2e-4``) and never a tag that builds
+Python objects (``safe_yaml``), overrides given as
 nested mappings or dotted keys, and ``--force_yml`` entries applied as BasicSR applies
 them. ``check_options`` catches, before a run creates a folder, the mistakes that would
 otherwise end in a traceback after hundreds of log lines.
@@ -14,32 +15,27 @@ from basicsr_sgenet.integration.errors import OptionError, first_line
 
 
 def read_option_file(path):
-    """The options in ``path`` as a dict; OptionError naming the file if it cannot be read."""
+    """The options in ``path`` as a dict; OptionError naming the file if it cannot be read.
+    Read with the safe reader (``safe_yaml``): standard YAML tags only, nothing in the file
+    can run code."""
     import yaml
-    from basicsr.utils.options import ordered_yaml
+
+    from basicsr_sgenet.integration import safe_yaml
 
     if not path or not os.path.isfile(path):
         raise OptionError(f'Option file {path} does not exist.')
     try:
-        with open(path) as f:
-            opt = yaml.load(f, Loader=ordered_yaml()[0])  # BasicSR's own loader, tags and all
+        opt = safe_yaml.load_file(path)
     except yaml.YAMLError as err:
         mark = getattr(err, 'problem_mark', None)
         where = f' at line {mark.line + 1}, column {mark.column + 1}' if mark else ''
         detail = getattr(err, 'problem', None) or first_line(err)
         raise OptionError(f'Option file {path} is not valid YAML{where}: {detail}.') from None
+    except UnicodeDecodeError:
+        raise OptionError(f'Option file {path} is not UTF-8 text.') from None
     if not isinstance(opt, dict):
         raise OptionError(f'Option file {path} must be a YAML mapping of options.')
-    return _plain(opt)
-
-
-def _plain(value):
-    """BasicSR's loader makes OrderedDicts: plain (ordered) dicts read and dump the same."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
+    return opt
 
 
 def write_option_file(path, opt, header=''):

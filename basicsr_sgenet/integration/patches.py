@@ -33,6 +33,10 @@ no way to keep a recipe's batch when the       ``datasets.train.total_batch_size
 number of GPUs changes                         over the processes of the run
 ``python -m basicsr.train`` writes its         under the current directory instead, as the
 folders inside site-packages                   plugin's entry points do
+``ordered_yaml()`` (BasicSR's option file       a safe loader (``safe_yaml``): standard tags
+reader) builds any Python object a tag names:  only, any other tag is one error line naming
+``!!python/object/apply:os.system`` runs       the file and line; the stock scripts print
+a command                                      the plugin's errors as one line, too
 =============================================  ============================================
 """
 import datetime
@@ -42,7 +46,8 @@ import os
 import sys
 import types
 
-from basicsr_sgenet.integration.errors import CheckpointMismatchError, DependencyError, LaunchError
+from basicsr_sgenet.integration.errors import (CheckpointMismatchError, DependencyError, LaunchError, OptionError,
+                                               UserError, print_uncaught_briefly)
 from basicsr_sgenet.integration.atomic_files import atomic_write
 
 # BasicSR's own functions that ``install`` replaced, by name: every install wraps these
@@ -338,20 +343,46 @@ def _parse_options_for_stock_scripts(parse_options):
         script = _stock_script()
         if script is None:
             return parse_options(root_path, is_train)
-        for name, make_replacement in TRAIN_FUNCTION_REPLACEMENTS.items():
-            if hasattr(script, name) and not getattr(getattr(script, name), '_sgenet_patch', False):
-                replacement = make_replacement(getattr(script, name))
-                replacement._sgenet_patch = True
-                setattr(script, name, replacement)
-        if os.path.basename(os.path.normpath(root_path)) not in ('site-packages', 'dist-packages'):
-            return parse_options(root_path, is_train)  # a BasicSR checkout: its root, as BasicSR intends
-        root = os.getcwd()
-        print(f'basicsr-sgenet: BasicSR is installed in {root_path}; writing experiments/, results/ and tb_logger/ '
-              f'under the current directory {root} instead.', flush=True)
-        opt, args = parse_options(root, is_train)
-        opt = _PinnedRootOptions(opt)
-        opt['root_path'] = root
-        return opt, args
+        # The stock scripts call BasicSR's pipeline directly: the plugin's errors (an option
+        # file's tag, a checkpoint that does not fit) reach the top level as one line.
+        print_uncaught_briefly(UserError)
+        try:
+            return _parse_stock_options(script, parse_options, root_path, is_train)
+        except UserError as err:
+            print(f'error: {err}', file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _parse_stock_options(script, parse_options, root_path, is_train):
+    """BasicSR's parse_options for its stock script: the script's train functions patched,
+    and the current directory as root when BasicSR is installed in site-packages."""
+    for name, make_replacement in TRAIN_FUNCTION_REPLACEMENTS.items():
+        if hasattr(script, name) and not getattr(getattr(script, name), '_sgenet_patch', False):
+            replacement = make_replacement(getattr(script, name))
+            replacement._sgenet_patch = True
+            setattr(script, name, replacement)
+    if os.path.basename(os.path.normpath(root_path)) not in ('site-packages', 'dist-packages'):
+        return parse_options(root_path, is_train)  # a BasicSR checkout: its root, as BasicSR intends
+    root = os.getcwd()
+    print(f'basicsr-sgenet: BasicSR is installed in {root_path}; writing experiments/, results/ and tb_logger/ '
+          f'under the current directory {root} instead.', flush=True)
+    opt, args = parse_options(root, is_train)
+    opt = _PinnedRootOptions(opt)
+    opt['root_path'] = root
+    return opt, args
+
+
+# ----------------------------------------------------------------------------- option files
+
+def _safe_ordered_yaml(ordered_yaml):
+    """BasicSR's ``ordered_yaml()`` with the safe loader: (OrderedSafeLoader, BasicSR's dumper)."""
+
+    @functools.wraps(ordered_yaml)
+    def wrapper():
+        from basicsr_sgenet.integration.safe_yaml import OrderedSafeLoader
+        return OrderedSafeLoader, ordered_yaml()[1]
 
     return wrapper
 
@@ -369,6 +400,7 @@ def _remember_upstream():
             load_resume_state=basicsr.train.load_resume_state,
             create_train_val_dataloader=basicsr.train.create_train_val_dataloader,
             init_dist=basicsr.utils.options.init_dist, parse_options=basicsr.utils.options.parse_options,
+            ordered_yaml=basicsr.utils.options.ordered_yaml,
             model_to_device=BaseModel.model_to_device, load_network=BaseModel.load_network,
             resume_training=BaseModel.resume_training, base_model_torch=base_model_module.torch)
 
@@ -395,6 +427,8 @@ def install(dist_backend=None, dist_timeout_minutes=None):
     basicsr.utils.options.init_dist = functools.partial(
         _init_dist, original=UPSTREAM['init_dist'], option_backend=dist_backend, timeout_minutes=dist_timeout_minutes)
     basicsr.utils.options.parse_options = _parse_options_for_stock_scripts(UPSTREAM['parse_options'])
+    # parse_options (every copy: basicsr.train imported it by name) looks ordered_yaml up here.
+    basicsr.utils.options.ordered_yaml = _safe_ordered_yaml(UPSTREAM['ordered_yaml'])
     BaseModel.model_to_device = _model_to_device_without_cuda(UPSTREAM['model_to_device'])
     BaseModel.load_network = _load_any_checkpoint(UPSTREAM['load_network'])
     BaseModel.resume_training = _resume_with_option_file_schedule(UPSTREAM['resume_training'])

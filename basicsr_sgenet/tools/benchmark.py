@@ -44,6 +44,7 @@ from basicsr_sgenet.inference.network import (NetworkSpec, load_network, parse_a
 from basicsr_sgenet.inference.runtime import check_precision, resolve_device
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tiled_forward
 from basicsr_sgenet.tools.plotting import labelled_scatter
+from basicsr_sgenet.integration.own_outputs import check_report_paths, write_report
 from basicsr_sgenet.integration.precision import PRECISIONS
 from basicsr_sgenet.tools.machine import describe_machine
 from basicsr_sgenet.inference.backends import BENCHMARK_MODES as BACKENDS, MODEL_MODES
@@ -271,8 +272,11 @@ def export_for_benchmark(network, label, folder, rows):
             if row.backend in MODEL_MODES:
                 row.note = row.note or f'export failed: {first_line(err)[:80]}'
         return None
-    with open(path, 'wb') as f:
-        f.write(model.SerializeToString())
+    try:
+        with open(path, 'wb') as f:
+            f.write(model.SerializeToString())
+    except OSError as err:  # a full disk: the ONNX rows cannot be measured, which is no result to report
+        raise InferenceError(f'Cannot write the ONNX export {path} ({err.strerror or err})') from None
     print(f'exported {label} to ONNX for the onnxruntime/openvino rows', file=sys.stderr, flush=True)
     return path
 
@@ -366,7 +370,7 @@ def plot(rows, path):
     points = [(row.macs / 1e9, row.median_ms, f'{row.label} {row.size[0]}x{row.size[1]} {row.precision} {row.backend}')
               for row in timed]
     return labelled_scatter(points, path, 'GMACs per forward pass', f'median latency (ms), {timed[0].device}',
-                            log_y=True)
+                            log_y=True, command='benchmark')
 
 
 def build_parser():
@@ -409,13 +413,14 @@ def build_parser():
 
 def benchmark(args):
     """Measure, print (and write) the report; returns the exit status. Raises UserError."""
+    plot_path = args.plot or (os.path.splitext(args.out)[0] + '.png' if args.out else None)
+    inputs = [args.weights, *(args.opt or [])] + (args.psnr_on.split(':') if args.psnr_on else [])
+    check_report_paths('benchmark', inputs, {'--out': args.out, '--plot': None if args.macs_only else plot_path})
     rows, machine = run_benchmark(args)
     report = markdown_report(rows, machine, args)
     print(report)
     if args.out:
-        with open(args.out, 'w') as f:
-            f.write(report)
-    plot_path = args.plot or (os.path.splitext(args.out)[0] + '.png' if args.out else None)
+        write_report(args.out, report, 'benchmark')
     if plot_path and not args.macs_only:
         print(plot(rows, plot_path), file=sys.stderr)
     return 0

@@ -42,6 +42,7 @@ from basicsr_sgenet.integration.errors import InferenceError, OptionError, first
 from basicsr_sgenet.integration.options import read_option_file
 from basicsr_sgenet.inference.network import build_network, spec_from_option_file, spec_from_options
 from basicsr_sgenet.integration.weights import describe_mismatch, read_state_dict
+from basicsr_sgenet.integration.own_outputs import check_report_paths, write_report
 from basicsr_sgenet.tools.plotting import labelled_scatter
 from basicsr_sgenet.inference.runtime import resolve_device
 from basicsr_sgenet.tools.profiling import (
@@ -258,7 +259,8 @@ def plot(experiments, path, use_latency):
     if not points:
         return f'nothing to plot (need {metric or "a psnr metric"} and {"latency" if use_latency else "MACs"}): ' \
                f'skipped {path}'
-    return labelled_scatter(points, path, 'median latency (ms)' if use_latency else 'GMACs per forward pass', metric)
+    return labelled_scatter(points, path, 'median latency (ms)' if use_latency else 'GMACs per forward pass', metric,
+                            command='compare')
 
 
 def build_parser():
@@ -283,6 +285,7 @@ def build_parser():
 def compare(args):
     """Build, print (and write) the table; returns the exit status. Raises UserError."""
     size = parse_size(args.size, '--size')
+    check_report_paths('compare', args.inputs, {'--out': args.out, '--plot': args.plot})
     experiments = [load_experiment(path, args.root, args.pick, args.best_by) for path in args.inputs]
     if not args.no_cost:
         for experiment in experiments:
@@ -290,8 +293,7 @@ def compare(args):
     table = markdown_table(experiments, size, args)
     print(table)
     if args.out:
-        with open(args.out, 'w') as f:
-            f.write(table)
+        write_report(args.out, table, 'compare')
     if args.plot:
         print(plot(experiments, args.plot, args.latency), file=sys.stderr)
     return 0

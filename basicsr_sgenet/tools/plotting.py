@@ -3,8 +3,10 @@ the demo writes (blurred | restored | sharp, with a zoom). matplotlib is
 optional: without it the plot is skipped with a message saying how to get it."""
 
 
-def labelled_scatter(points, path, xlabel, ylabel, log_y=False):
-    """Plot ``(x, y, label)`` points (log x axis) to ``path``; returns what happened."""
+def labelled_scatter(points, path, xlabel, ylabel, log_y=False, command=None):
+    """Plot ``(x, y, label)`` points (log x axis) to ``path``, marked as written by
+    ``command`` (see integration/own_outputs.py) and written atomically; returns what
+    happened. InferenceError naming ``path`` when it cannot be written (a full disk)."""
     try:
         import matplotlib
         matplotlib.use('Agg')
@@ -22,8 +24,16 @@ def labelled_scatter(points, path, xlabel, ylabel, log_y=False):
     ax.set_ylabel(ylabel)
     ax.grid(True, which='both', alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from basicsr_sgenet.integration.atomic_files import atomic_write
+    from basicsr_sgenet.integration.errors import InferenceError
+    from basicsr_sgenet.integration.own_outputs import png_metadata
+    try:
+        with atomic_write(path) as f:
+            fig.savefig(f, format='png', dpi=120, metadata=png_metadata(command) if command else None)
+    except OSError as err:
+        raise InferenceError(f'Cannot write {path} ({err.strerror or err}); nothing was written there') from None
+    finally:
+        plt.close(fig)
     return f'wrote {path}'
 
 

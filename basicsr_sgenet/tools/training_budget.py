@@ -2,12 +2,16 @@
 
 The same option file costs 0.2 s per iteration on one CPU and 1 s on another, so a fixed
 iteration count cannot keep a time promise. Instead: build the run's model and data the
-way BasicSR's trainer does, time a few real optimisation steps (after an untimed first
-one, which pays for memory allocation), and choose the iteration count that fits. The
-schedule (warm-up, cosine) then spans exactly the iterations that will run.
+way BasicSR's trainer does, time real optimisation steps one by one until their pace
+has settled (the first steps pay for memory allocation, kernel selection and caches, and
+on a busy or frequency-scaling machine for much more: a demo once timed 0.83 s a step at
+the start and then trained at 0.3 s), and choose the iteration count that fits from the
+settled pace; the slow start is counted once, as set-up. The schedule (warm-up, cosine)
+then spans exactly the iterations that will run.
 """
 import copy
 import math
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -18,6 +22,40 @@ class StepTiming:
     seconds_per_iter: float
     seconds_per_validation: float  # one pass over the validation set, metrics included
     setup_seconds: float           # building the model and datasets: paid again by the trainer
+
+
+@dataclass(frozen=True)
+class Pace:
+    """What ``settled_pace`` measured."""
+    seconds_per_iter: float  # the median of the last window of steps, once settled
+    steps: int               # steps run in all
+    settled: bool            # False: stopped by max_steps / max_seconds before the pace settled
+    start_up_seconds: float  # what the steps before the last window cost beyond the settled pace
+
+
+def settled_pace(step, clock=time.perf_counter, window=3, tolerance=0.15, max_steps=40, max_seconds=30.0):
+    """Call ``step()`` and time each call with ``clock`` until the pace settles: the
+    median of the last ``window`` steps is within ``tolerance`` (relative) of the median
+    of the ``window`` before, re-fitting the estimate after every step. Stops early after
+    ``max_steps`` steps or ``max_seconds`` (then the last window is the best estimate)."""
+    durations = []
+    started = clock()
+    settled = False
+    while True:
+        before = clock()
+        step()
+        durations.append(clock() - before)
+        if len(durations) >= 2 * window:
+            recent = statistics.median(durations[-window:])
+            earlier = statistics.median(durations[-2 * window:-window])
+            if abs(recent - earlier) <= tolerance * recent:
+                settled = True
+                break
+        if len(durations) >= max_steps or clock() - started >= max_seconds:
+            break
+    pace = statistics.median(durations[-window:])
+    start_up = sum(durations[:-window]) - pace * (len(durations) - window)
+    return Pace(pace, len(durations), settled, max(0.0, start_up))
 
 
 def _prepared(opt):
@@ -36,9 +74,10 @@ def _prepared(opt):
     return opt
 
 
-def measure_step_timing(opt, steps=3):
-    """Time ``steps`` training iterations of ``opt`` (a complete training option dict)
-    and one validation pass. Runs in this process; prints nothing."""
+def measure_step_timing(opt, max_seconds=30.0, clock=time.perf_counter):
+    """Time training iterations of ``opt`` (a complete training option dict) until their
+    pace settles (``settled_pace``, at most ``max_seconds``), and one validation pass.
+    Runs in this process; prints nothing."""
     import logging
 
     import torch
@@ -61,12 +100,12 @@ def measure_step_timing(opt, steps=3):
         model.feed_data(torch.utils.data.default_collate([train_set[i] for i in indices]))
         model.optimize_parameters(iteration)
 
-    train_step(1)  # untimed: first-call allocation
-    setup_seconds = time.perf_counter() - started
-    timed = time.perf_counter()
-    for iteration in range(2, steps + 2):
-        train_step(iteration)
-    seconds_per_iter = (time.perf_counter() - timed) / steps
+    iterations = iter(range(1, 10**6))
+    build_seconds = time.perf_counter() - started
+    pace = settled_pace(lambda: train_step(next(iterations)), clock=clock, max_seconds=max_seconds)
+    seconds_per_iter = pace.seconds_per_iter
+    # The trainer builds the same model and data again, and its first steps are as slow.
+    setup_seconds = build_seconds + pace.start_up_seconds
 
     timed = time.perf_counter()
     model.net_g.eval()

@@ -177,24 +177,38 @@ def check_unit_contents(plan, root):
     return len(keys)
 
 
+def made_by_this_tool(path):
+    """Whether the folder ``path`` is a unit this tool moved into place: it holds the
+    ``preparation.json`` written last into every unit. Only such folders are ever
+    replaced (``--overwrite``)."""
+    try:
+        with open(os.path.join(path, SETTINGS_FILE)) as f:
+            record = json.load(f)
+        return os.path.isdir(path) and isinstance(record, dict) and isinstance(record.get('settings'), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def not_made_by_this_tool(path):
+    """The error for a ``path`` that is in a unit's place but was not made by this tool."""
+    what = 'is not a folder' if not os.path.isdir(path) else \
+        f'is not a dataset made by this tool ({os.path.join(path, SETTINGS_FILE)} is missing or unreadable)'
+    return PreparationError(f'{path} exists and {what}; it is never replaced, even with --overwrite. Nothing was '
+                            'changed: move it away or choose another --output.')
+
+
 def unit_state(plan):
     """'absent' or 'complete'; raises PreparationError when something else is there."""
     if not os.path.lexists(plan.path):
         return 'absent'
     advice = (f'Nothing was changed. Re-run with --overwrite to rebuild it (this replaces {plan.path}), or move it '
               'away, or choose another --output.')
-    if not os.path.isdir(plan.path):
-        raise PreparationError(f'{plan.path} exists and is not a folder. {advice}')
+    if not made_by_this_tool(plan.path):
+        raise not_made_by_this_tool(plan.path)
     settings_path = os.path.join(plan.path, SETTINGS_FILE)
-    try:
-        with open(settings_path) as f:
-            record = json.load(f)
-        recorded, recorded_count = record['settings'], record['image_pairs']
-        if not isinstance(recorded, dict):
-            raise ValueError
-    except (OSError, ValueError, KeyError, TypeError):
-        raise PreparationError(f'{plan.path} exists but is not a complete dataset made by this tool '
-                               f'({settings_path} is missing or unreadable). {advice}') from None
+    with open(settings_path) as f:
+        record = json.load(f)
+    recorded, recorded_count = record['settings'], record.get('image_pairs')
     if recorded != plan.settings:
         changed = ', '.join(f'{name}: {recorded.get(name)!r} there, {plan.settings.get(name)!r} now'
                             for name in sorted(set(recorded) | set(plan.settings))

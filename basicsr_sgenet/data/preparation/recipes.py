@@ -10,14 +10,15 @@ import sys
 from tqdm import tqdm
 
 from basicsr_sgenet.data.preparation.images import check_pairs
-from basicsr_sgenet.data.preparation.outputs import (UnitPlan, build_unit, leftovers, remove_leftovers,
-                                                     unit_state)
+from basicsr_sgenet.data.preparation.outputs import (UnitPlan, build_unit, leftovers, made_by_this_tool,
+                                                     not_made_by_this_tool, remove_leftovers, unit_state)
 from basicsr_sgenet.data.preparation.pairs import (HIDE_SUBSETS, REALBLUR_LAYOUT, RSBLUR_LAYOUT, check_keys,
                                                    raise_if_problems, realblur_key, rsblur_key, scan_gopro_split,
                                                    scan_hide_subset, scan_list_file, unused_hide_ground_truth)
 from basicsr_sgenet.data.preparation.subimages import SubimageGrid
 from basicsr_sgenet.integration.errors import PreparationError
 from basicsr_sgenet.integration.output_folders import output_folder_problem
+from basicsr_sgenet.integration.own_outputs import overlap_problem
 
 GOPRO_SPLITS = ('train', 'test')
 DEFAULT_GOPRO_OUTPUT = os.path.join('datasets', 'GoPro')
@@ -69,7 +70,9 @@ def die_with_parent(parent_pid):
     """Worker-process initializer: on Linux, have the kernel kill this worker when the
     preparing process dies, even by kill -9, instead of letting it finish the image it is
     decoding as an orphan. Elsewhere a worker ends once its current image is done (its
-    result pipe is closed)."""
+    result pipe is closed). Ctrl-C is left to the preparing process (which ends the
+    pool), so workers print no tracebacks of their own."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not sys.platform.startswith('linux'):
         return
     try:
@@ -109,10 +112,14 @@ def run_plans(plans, workers=None, overwrite=False, progress=None, log=print):
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise PreparationError(f'workers must be at least 1, got {workers}.')
+    check_outputs_apart_from_inputs(plans)
     results, to_build = [], []
     for plan in plans:
         if overwrite:
-            # --overwrite rebuilds everything asked for; the old data goes only once the new is in place.
+            # --overwrite rebuilds everything asked for; the old data goes only once the new is in place,
+            # and only if this tool made it.
+            if os.path.lexists(plan.path) and not made_by_this_tool(plan.path):
+                raise not_made_by_this_tool(plan.path)
             if os.path.lexists(plan.path):
                 log(f'{plan.path} exists; it will be rebuilt and replaced (--overwrite).')
             to_build.append(plan)
@@ -147,6 +154,25 @@ def run_plans(plans, workers=None, overwrite=False, progress=None, log=print):
             log(f'Wrote {plan.path}: {len(plan.pairs)} frames, {stored} image pairs per side.')
             results.append((plan, 'built', stored))
     return results
+
+
+def check_outputs_apart_from_inputs(plans):
+    """Refuse, before any work, outputs that overlap the images they are made from: a
+    dataset folder this would write (or replace) equal to, inside or holding the input
+    folder, or an output root (where the lock and staging folders go) equal to or inside
+    it. An output root holding the input beside the datasets is fine
+    (``datasets/GoPro/GOPRO_Large`` into ``datasets/GoPro``)."""
+    for plan in plans:
+        if not plan.source:
+            continue
+        problem = overlap_problem(plan.path, [plan.source], plan.path)
+        root = os.path.dirname(os.path.abspath(plan.path))
+        root_problem = overlap_problem(root, [plan.source], f'the output folder {root}')
+        if root_problem and ' contains the input ' not in root_problem:
+            problem = problem or root_problem
+        if problem:
+            raise PreparationError(f'{problem}: the prepared data would be written into (or over) the source '
+                                   'images. Nothing was changed; choose another --output.')
 
 
 def _remove_leftovers_unless_busy(plan, log):

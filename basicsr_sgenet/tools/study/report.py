@@ -8,6 +8,7 @@ import statistics
 from collections import OrderedDict
 
 from basicsr_sgenet.integration.errors import StudyError
+from basicsr_sgenet.integration.atomic_files import atomic_write
 from basicsr_sgenet.tools.clock import format_clock
 from basicsr_sgenet.tools.machine import describe_machine
 from basicsr_sgenet.tools.study.json_files import read_json, write_json
@@ -38,6 +39,18 @@ def collect_result(run, train_seconds):
             'validations': [{'iteration': it, 'metrics': metrics} for it, metrics in sorted(by_iteration.items())]}
 
 
+RESULT_KEYS = {'variant': str, 'seed': int, 'iters': int, 'train_seconds': (int, float), 'final': dict,
+               'validations': list}
+
+
+def read_result(run):
+    """The result a finished run left (None if it has none yet); StudyError naming the file
+    when it is damaged, so no seed silently drops out of the table."""
+    return read_json(run.result_path, RESULT_KEYS,
+                     remedy=f'it is the result of run {run.label}: delete it and run the study again to collect '
+                     'that run again (it resumes from its last checkpoint)')
+
+
 # ----------------------------------------------------------------------------- per variant
 
 def network_costs(study, runs):
@@ -59,7 +72,10 @@ def network_costs(study, runs):
 def input_scores(options, cache_path):
     """The validation metrics of the blurred input against the ground truth: the score of
     doing nothing, which every variant must beat. Cached: the validation set is fixed."""
-    cached = read_json(cache_path)
+    try:
+        cached = read_json(cache_path, {'key': str, 'scores': dict})
+    except StudyError:
+        cached = None  # a cache: computed again and rewritten
     val_options = next(dataset for phase, dataset in options['datasets'].items() if phase.startswith('val'))
     key = json.dumps({'gt': val_options.get('dataroot_gt'), 'lq': val_options.get('dataroot_lq'),
                       'metrics': options['val']['metrics']}, sort_keys=True, default=str)
@@ -188,8 +204,13 @@ def plot_curves(variants, results_by_variant, metric, path, title, reference=Non
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_write(path) as f:
+            fig.savefig(f, format='png', dpi=110)
+    except OSError as err:
+        raise StudyError(f'Cannot write {path} ({err.strerror or err}); it is as it was') from None
+    finally:
+        plt.close(fig)
     return f'wrote {path}'
 
 
@@ -200,7 +221,7 @@ def write_report(study, output, runs, costs, reference, log=print):
     variants = list(OrderedDict.fromkeys(run.variant for run in runs))
     results_by_variant = OrderedDict((variant, []) for variant in variants)
     for run in runs:
-        result = read_json(run.result_path)
+        result = read_result(run)
         if result is not None:
             results_by_variant[run.variant].append(result)
     metric_names = list(runs[0].options['val']['metrics'])
@@ -228,8 +249,11 @@ def write_report(study, output, runs, costs, reference, log=print):
                      f'`{overrides_summary(spec.overrides)}` |')
     lines += ['', f'![validation {plotted}](val_psnr.png)', '']
     report_path = os.path.join(output, 'results.md')
-    with open(report_path, 'w') as f:
-        f.write('\n'.join(line for line in lines) + '\n')
+    try:
+        with atomic_write(report_path, 'w') as f:
+            f.write('\n'.join(line for line in lines) + '\n')
+    except OSError as err:
+        raise StudyError(f'Cannot write {report_path} ({err.strerror or err}); it is as it was') from None
     write_json(os.path.join(output, 'results.json'), {
         'study': study.name, 'machine': describe_machine(), 'budget': vars(study.budget), 'input': reference,
         'costs': {variant: {'params': params, 'macs': macs} for variant, (params, macs) in costs.items()},

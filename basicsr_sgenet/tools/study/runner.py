@@ -9,6 +9,7 @@ Output folder (default ``studies/<name>``, ``studies/<name>_quick`` with --quick
         experiments/ tb_logger/        BasicSR's own folders
         result.json                    written when the run has finished: what the report reads
     input_scores.json                  the metrics of the blurred input itself
+    .study.json                        the mark that this folder holds this study (nothing else is replaced)
     results.md  results.json  val_psnr.png
 
 Stopping and restarting: a run with ``result.json`` is skipped; any other run starts
@@ -24,6 +25,7 @@ from dataclasses import dataclass, replace
 from basicsr_sgenet.integration.errors import OptionError, PreparationError, StudyError
 from basicsr_sgenet.integration.options import apply_overrides, read_option_file, write_option_file
 from basicsr_sgenet.integration.output_folders import output_folder_problem
+from basicsr_sgenet.integration.own_outputs import overlap_problem
 from basicsr_sgenet.tools.clock import format_clock
 from basicsr_sgenet.tools.study.json_files import read_json, write_json
 from basicsr_sgenet.tools.study.spec import Budget, SyntheticData
@@ -130,6 +132,33 @@ OPTIONS_HEADER = """\
 """
 
 
+# The output folder's mark: {"study": name}. The study replaces files in a folder only
+# when it carries the mark (or, from before the mark, a results.json of the same study).
+MARK = '.study.json'
+OUTPUTS = ('results.md', 'results.json', 'val_psnr.png', 'input_scores.json', 'data', 'runs')
+
+
+def check_own_folder(output, name):
+    """Refuse an output folder holding what the study would replace but did not write."""
+    mark = read_json(os.path.join(output, MARK), {'study': str}, remedy=f'move {output} away or use another --out')
+    if mark is None:
+        legacy = os.path.join(output, 'results.json')
+        try:
+            earlier = read_json(legacy, {'study': str})
+        except StudyError:
+            earlier = None
+        if earlier is not None and earlier['study'] == name:
+            return
+        for entry in OUTPUTS:
+            path = os.path.join(output, entry)
+            if os.path.lexists(path):
+                raise StudyError(f'--out: {path} exists and was not written by a study (no {MARK} in {output}); it '
+                                 'is never replaced: move it away or use another --out')
+    elif mark['study'] != name:
+        raise StudyError(f'--out {output} holds the results of the study {mark["study"]!r}, not {name!r}; use '
+                         'another --out')
+
+
 class StudyRunner:
     """Plans, runs and reports one study. ``log`` receives every line meant for the user."""
 
@@ -208,17 +237,36 @@ class StudyRunner:
 
     def run(self):
         """Run every unfinished run, then write the report; returns the report's paths."""
-        from basicsr_sgenet.tools.study.report import input_scores, network_costs, write_report
+        from basicsr_sgenet.tools.study.report import read_result
 
         # Everything but the study's own data (rendered below) is checked before anything is written.
         problem = output_folder_problem(self.output)
         if problem:
             raise StudyError(f'--out: {problem}')
-        self.check(self._selected_runs(self.plan(None)), check_data=self.study.data is None)
+        inputs = [self.study.path, self.study.base] + [variant.base for variant in self.study.variants]
+        problem = overlap_problem(self.output, inputs, f'--out {self.output}')
+        if problem:
+            raise StudyError(problem)
+        check_own_folder(self.output, self.study.name)
+        planned = self.plan(None)
+        self.check(self._selected_runs(planned), check_data=self.study.data is None)
+        for run in planned:  # a damaged result is found before hours of training, not in the report
+            read_result(run)
         try:
             os.makedirs(self.output, exist_ok=True)
         except OSError as err:
             raise StudyError(f'--out: {self.output} cannot be created ({err.strerror})') from None
+        write_json(os.path.join(self.output, MARK), {'study': self.study.name})
+        try:
+            return self._run()
+        except OSError as err:  # a full disk where a writer of BasicSR's or the data's has no message of its own
+            where = f'{err.filename}: ' if err.filename else ''
+            raise StudyError(f'Writing into --out {self.output} failed ({where}{err.strerror or err}); what was '
+                             'written before is kept and the same command continues from there') from None
+
+    def _run(self):
+        from basicsr_sgenet.tools.study.report import input_scores, network_costs, write_report
+
         self.log(f'Study {self.study.name}: {len(self.variants)} variant(s) x {len(self.study.seeds)} seed(s), '
                  f'{self.study.budget.iters} iterations each, into {self.output}')
         dataset_root = self.prepare_data()
@@ -249,7 +297,9 @@ class StudyRunner:
         from basicsr_sgenet.tools.training_process import train_in_child
 
         state_path = os.path.join(run.directory, 'run_state.json')
-        state = read_json(state_path) or {'seconds': 0.0, 'attempts': 0}
+        state = read_json(state_path, {'seconds': (int, float), 'attempts': int},
+                          remedy='it holds the training time of the run so far: delete it to count from zero (the run '
+                          'resumes from its last checkpoint either way)') or {'seconds': 0.0, 'attempts': 0}
         state['attempts'] += 1
         prefix = f'[{index}/{count} {run.label}]'
         resumed = ' (resuming)' if state['attempts'] > 1 else ''
