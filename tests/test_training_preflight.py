@@ -1,5 +1,5 @@
-"""Train and test: every check before anything is written, BasicSR's "archive the
-existing experiment folder" included. Each row runs the entry point as a child process (the
+"""Train and test (the plugin's entry points and stock ``python -m basicsr.train``): every
+check before anything is written, BasicSR's "archive the existing experiment folder" included. Each row runs the entry point as a child process (the
 bad-input table's machinery) and asserts one ``error:`` line, exit status 2 and no file or
 folder created, changed or renamed."""
 import os
@@ -74,9 +74,17 @@ def other_weights(ws):
     return path
 
 
+# BasicSR's own entry point runs the same checks once the plugin is installed.
+COMMANDS = dict(ENTRY_POINTS, **{'stock train': ['-m', 'basicsr.train']})
+
 ROWS = [
     Row('train', 'name is an absolute path', lambda ws: ['-opt', ws.train_options({'name': ws.path('precious')})],
         "name '{ws}/precious' is not a plain folder name"),
+    Row('stock train', 'name is an absolute path',
+        lambda ws: ['-opt', ws.train_options({'name': ws.path('precious')})], "name '{ws}/precious' is not a plain"),
+    Row('stock train', 'weights that do not fit the arch',
+        lambda ws: ['-opt', ws.train_options({'path.pretrain_network_g': other_weights(ws)})],
+        'path.pretrain_network_g: {ws}/wide.pth does not fit the SGENet built from network_g'),
     Row('train', 'name with a slash', lambda ws: ['-opt', ws.train_options({'name': 'a/b'})],
         "name 'a/b' is not a plain folder name"),
     Row('train', 'name ..', lambda ws: ['-opt', ws.train_options({'name': '..'})], "name '..' is not a plain"),
@@ -140,7 +148,7 @@ def test_mistake_is_one_line_before_anything_is_written(row, runner, shared, tmp
     arguments = [str(argument) for argument in row.arguments(ws)]
     before = listing(ws.root)
 
-    status, stdout, stderr = runner.run(ENTRY_POINTS[row.entry] + arguments, ws.cwd, ws.deny_write)
+    status, stdout, stderr = runner.run(COMMANDS[row.entry] + arguments, ws.cwd, ws.deny_write)
 
     assert 'Traceback' not in stderr, stderr
     errors = error_messages(stderr)

@@ -39,6 +39,9 @@ no way to keep a recipe's batch when the       ``datasets.train.total_batch_size
 number of GPUs changes                         over the processes of the run
 ``python -m basicsr.train`` writes its         under the current directory instead, as the
 folders inside site-packages                   plugin's entry points do
+the stock scripts archive ``experiments/      the plugin's pre-flight (``options.check_run``)
+<name>`` before any check (a ``name`` that is   runs on the parsed options first
+a path renames an unrelated folder)
 ``ordered_yaml()`` (BasicSR's option file       a safe loader (``safe_yaml``): standard tags
 reader) builds any Python object a tag names:  only, any other tag is one error line naming
 ``!!python/object/apply:os.system`` runs       the file and line; the stock scripts print
@@ -463,14 +466,25 @@ def _parse_stock_options(script, parse_options, root_path, is_train):
             replacement._sgenet_patch = True
             setattr(script, name, replacement)
     if os.path.basename(os.path.normpath(root_path)) not in ('site-packages', 'dist-packages'):
-        return parse_options(root_path, is_train)  # a BasicSR checkout: its root, as BasicSR intends
+        opt, args = parse_options(root_path, is_train)  # a BasicSR checkout: its root, as BasicSR intends
+        return _checked_before_writing(opt, args, root_path, is_train), args
     root = os.getcwd()
     print(f'basicsr-sgenet: BasicSR is installed in {root_path}; writing experiments/, results/ and tb_logger/ '
           f'under the current directory {root} instead.', flush=True)
     opt, args = parse_options(root, is_train)
-    opt = _PinnedRootOptions(opt)
+    opt = _PinnedRootOptions(_checked_before_writing(opt, args, root, is_train))
     opt['root_path'] = root
     return opt, args
+
+
+def _checked_before_writing(opt, args, root, is_train):
+    """The plugin's pre-flight (integration/options.py) on the options BasicSR parsed, for
+    the stock scripts: after parsing, before BasicSR creates or archives any folder."""
+    from basicsr_sgenet.integration import options
+    from basicsr_sgenet.integration.option_keys import warn_unknown_keys
+    warn_unknown_keys(opt, args.opt, lambda line: print(line, file=sys.stderr, flush=True))
+    options.check_run(opt, args.opt, root, is_train, auto_resume=args.auto_resume)
+    return opt
 
 
 # ----------------------------------------------------------------------------- option files
