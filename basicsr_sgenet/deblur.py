@@ -9,7 +9,7 @@ The network is the paper-size SGENet unless ``--arch``/``--arch-args`` or ``--op
 (an option file's ``network_g``; its ``path.pretrain_network_g`` then supplies the
 weights unless ``--weights`` is given) say otherwise; ``--model`` runs an exported ONNX
 file instead. By default the precision and memory format are the fastest safe ones for
-this machine (``inference/backends.py``). Output files keep their names and bit depth
+this machine (``inference/backends/``). Output files keep their names and bit depth
 (see ``inference/image_io.py``). Files already in the output folder are never
 replaced: the run stops before any work, naming one, unless ``--overwrite`` (replace
 them) or ``--skip-existing`` (keep them and deblur the other inputs: finishes an
@@ -37,8 +37,7 @@ from basicsr_sgenet.inference.backends import BACKENDS, PRECISION_CHOICES, build
 from basicsr_sgenet.inference.image_io import (  # noqa: E402
     ImageReadError, create_output_dir, list_input_images, plan_outputs, read_image, remove_interrupted_writes,
     write_image)
-from basicsr_sgenet.inference.network import (  # noqa: E402
-    DEFAULT_ARCH, NetworkSpec, parse_arch_args, spec_from_option_file)
+from basicsr_sgenet.inference.network import network_spec_from_args  # noqa: E402
 from basicsr_sgenet.inference.runtime import resolve_device  # noqa: E402
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tile_overlap_warning  # noqa: E402
 from basicsr_sgenet.integration.output_folders import remove_if_empty  # noqa: E402
@@ -81,23 +80,6 @@ def build_parser():
     parser.add_argument('--compile', action='store_true', help='torch.compile the network (slow first image)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser
-
-
-def network_spec_from_args(args):
-    if args.opt:
-        if args.arch or args.arch_args:
-            raise InferenceError('--opt already names the network; drop --arch/--arch-args or --opt')
-        spec = spec_from_option_file(args.opt)
-    else:
-        spec = NetworkSpec(arch=args.arch or DEFAULT_ARCH, kwargs=parse_arch_args(args.arch_args))
-    spec.weights = args.weights or spec.weights
-    spec.param_key = args.param_key or spec.param_key
-    if not spec.weights:
-        raise InferenceError('No weights given: pass --weights, or an --opt whose path.pretrain_network_g is set')
-    if not os.path.isfile(spec.weights):
-        origin = '--weights' if args.weights else f'path.pretrain_network_g in {args.opt}'
-        raise InferenceError(f'Weights file {spec.weights} does not exist (from {origin})')
-    return spec
 
 
 def deblur_files(args):

@@ -57,6 +57,7 @@ GOPRO_RECIPE = os.path.join(REPO_ROOT, 'options', 'train_SGENet_GoPro.yml')
 
 from basicsr_sgenet.archs.sgenet_arch import PAPER_CHANNELS  # noqa: E402
 from basicsr_sgenet.tools.experiment_logs import parse_log_text, step_statistics  # noqa: E402
+from basicsr_sgenet.tools.machine import cpu_model_name  # noqa: E402
 
 COLUMNS = ['Config', 'Processes', 'Total batch', 'Step (ms)', 'it/s', 'Images/s', 'Data share (%)', 'Device']
 
@@ -202,15 +203,6 @@ def run_training(run_dir, opt, nproc, threads, cuda, timeout):
 
 # --------------------------------------------------------------------------- machine, table
 
-def cpu_model():
-    try:
-        with open('/proc/cpuinfo') as f:
-            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        import platform
-        return platform.processor() or platform.machine()
-
-
 def load_average():
     return f'{os.getloadavg()[0]:.1f}' if hasattr(os, 'getloadavg') else '?'
 
@@ -219,7 +211,7 @@ def device_label(cuda, nproc, threads):
     if cuda:
         import torch
         return f'{nproc}x {torch.cuda.get_device_name(0)}'
-    return f'CPU {cpu_model()} ({os.cpu_count()} cores), {threads} thread(s)/proc'
+    return f'CPU {cpu_model_name()} ({os.cpu_count()} cores), {threads} thread(s)/proc'
 
 
 def markdown(results, notes):

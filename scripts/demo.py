@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from basicsr_sgenet.data.synthetic_blur import ShakeSettings  # noqa: E402
 from basicsr_sgenet.data.synthetic_gopro import SyntheticGoProSettings  # noqa: E402
 from basicsr_sgenet.integration.errors import DemoError, exit_on_user_error  # noqa: E402
+from basicsr_sgenet.tools.clock import format_clock  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_OPTIONS = os.path.join(REPO_ROOT, 'options', 'train_SGENet_GoPro.yml')
@@ -127,11 +128,6 @@ OPTIONS_HEADER = """\
 """
 
 
-def _clock(seconds):
-    seconds = max(0, int(round(seconds)))
-    return f'{seconds // 60}:{seconds % 60:02d}'
-
-
 def train(workspace, option_file, total_iters, blurred_psnr, seconds_per_iter):
     """BasicSR's trainer in a child process, with a short progress line every few seconds."""
     from basicsr_sgenet.tools.training_process import train_in_child
@@ -146,8 +142,8 @@ def train(workspace, option_file, total_iters, blurred_psnr, seconds_per_iter):
         done = progress.iteration - first_iteration
         pace = (now - first_time) / done if done > 0 else seconds_per_iter
         loss = f'  loss {progress.loss:.4f}' if progress.loss is not None else ''
-        eta = f'  ETA {_clock((total_iters - progress.iteration) * pace)}' if pace else ''
-        print(f'  iter {progress.iteration:5d}/{total_iters}{loss}  elapsed {_clock(now - started)}{eta}', flush=True)
+        eta = f'  ETA {format_clock((total_iters - progress.iteration) * pace)}' if pace else ''
+        print(f'  iter {progress.iteration:5d}/{total_iters}{loss}  elapsed {format_clock(now - started)}{eta}', flush=True)
 
     def on_validation(validation):
         psnr = validation.metrics.get('psnr')
@@ -193,13 +189,13 @@ def restore_held_out(option_file, weights, frames, out_dir):
     import torch
     from basicsr.metrics import calculate_psnr
 
-    from basicsr_sgenet.inference.network import build_network, spec_from_option_file
+    from basicsr_sgenet.inference.network import load_network, spec_from_option_file
     from basicsr_sgenet.inference.runtime import ImageRestorer, prepare_network
     from basicsr_sgenet.tools.plotting import comparison_panel, most_blurred_window
-    from basicsr_sgenet.integration.weights import load_weights
 
-    network = build_network(spec_from_option_file(option_file))
-    load_weights(network, weights)
+    spec = spec_from_option_file(option_file)
+    spec.weights, spec.param_key = weights, None
+    network = load_network(spec)
     restorer = ImageRestorer(prepare_network(network, torch.device('cpu')), torch.device('cpu'))
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
@@ -249,7 +245,7 @@ def run_demo(args):
     if args.iters:
         print(f'[2/4] Training {args.iters} iterations (--iters)', flush=True)
     else:
-        print(f'[2/4] Timing a few training steps to fit {_clock(max(train_seconds, 0))} of training', flush=True)
+        print(f'[2/4] Timing a few training steps to fit {format_clock(max(train_seconds, 0))} of training', flush=True)
     timing = fit_budget(opt, train_seconds, args.iters, args.quick)
     iters = opt['train']['total_iter']
     if timing is not None:
@@ -281,11 +277,11 @@ def print_summary(summary):
     scores = summary['scores']
     mean_blurred = sum(score[1] for score in scores) / len(scores)
     mean_restored = sum(score[2] for score in scores) / len(scores)
-    budget = f' (budget {_clock(summary["budget_seconds"])})' if summary['timed'] else ''
+    budget = f' (budget {format_clock(summary["budget_seconds"])})' if summary['timed'] else ''
     lines = [
         '',
-        f'Demo finished in {_clock(summary["seconds"])}{budget}; training {summary["iters"]} iterations took '
-        f'{_clock(summary["training_seconds"])}.',
+        f'Demo finished in {format_clock(summary["seconds"])}{budget}; training {summary["iters"]} iterations took '
+        f'{format_clock(summary["training_seconds"])}.',
         f'  synthetic GoPro tree   {summary["tree"]}',
         f'  LMDBs                  {summary["datasets"]}',
         f'  option file            {summary["options"]}',

@@ -29,13 +29,15 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro, prepare_hide
 from basicsr_sgenet.integration.options import with_overrides
 from conftest import REPO_ROOT, python_env
-from tiny_datasets import make_gopro_tree, make_hide_tree
+from tiny_datasets import REALBLUR_FOLDERS, make_gopro_tree, make_hide_tree, make_realblur_tree, make_rsblur_tree
 from tiny_experiment import TINY_SGENET, training_options, write_options, write_pairs
 
 ENTRY_POINTS = {
     'deblur': ['-m', 'basicsr_sgenet.deblur'],
     'prepare_gopro': [os.path.join(REPO_ROOT, 'scripts', 'prepare_gopro.py')],
     'prepare_hide': [os.path.join(REPO_ROOT, 'scripts', 'prepare_hide.py')],
+    'prepare_realblur': [os.path.join(REPO_ROOT, 'scripts', 'prepare_realblur.py')],
+    'prepare_rsblur': [os.path.join(REPO_ROOT, 'scripts', 'prepare_rsblur.py')],
     'train': ['-m', 'basicsr_sgenet.train'],
     'test': ['-m', 'basicsr_sgenet.test'],
     'export': ['-m', 'basicsr_sgenet.export'],
@@ -97,6 +99,12 @@ class Workspace:
 
     def hide_source(self):
         return self._copy('HIDE_dataset', 'hide_source')
+
+    def realblur_source(self):
+        return self._copy('RealBlur', 'realblur_source')
+
+    def rsblur_source(self):
+        return self._copy('RSBlurData', 'rsblur_source')
 
     def prepared_gopro(self):
         return self._copy('GoPro', 'prepared_gopro')
@@ -224,6 +232,32 @@ def gopro_over_foreign_folder(ws):
     return gopro(ws, '--output', ws.path('GoPro'))
 
 
+def realblur(ws, *args):
+    return ['--input', ws.realblur_source(), '--workers', '1', *[str(arg) for arg in args]]
+
+
+def realblur_without(ws, relative_path):
+    os.remove(os.path.join(ws.realblur_source(), relative_path))
+    return realblur(ws)
+
+
+def rsblur(ws, *args):
+    source = ws.rsblur_source()
+    return ['--input', source, '--lists', os.path.join(source, 'lists'), '--workers', '1', *[str(a) for a in args]]
+
+
+def rsblur_with_truncated(ws, relative_path):
+    truncate(os.path.join(ws.rsblur_source(), relative_path), half)
+    return rsblur(ws)
+
+
+def rsblur_with_list_line(ws, line):
+    arguments = rsblur(ws)
+    with open(os.path.join(ws.rsblur_source(), 'lists', 'RSBlur_real_val.txt'), 'a') as f:
+        f.write(line + '\n')
+    return arguments
+
+
 def hide_without(ws, relative_path):
     os.remove(os.path.join(ws.hide_source(), relative_path))
     return hide(ws)
@@ -345,6 +379,24 @@ ROWS = [
     Row('prepare_hide', 'existing LMDB truncated to 12 KB', hide_with_damaged_output,
         '{ws}/HIDE/test/sharp.lmdb/data.mdb is truncated'),
 
+    # --- prepare_realblur / prepare_rsblur: list files and the images they name
+    Row('prepare_realblur', 'input does not exist', lambda ws: ['--input', ws.path('nowhere')], '{ws}/nowhere'),
+    Row('prepare_realblur', 'list file missing', lambda ws: realblur_without(ws, 'RealBlur_J_test_list.txt'),
+        'List file {ws}/RealBlur/RealBlur_J_test_list.txt does not exist'),
+    Row('prepare_realblur', 'image named in a list missing',
+        lambda ws: realblur_without(ws, f'{REALBLUR_FOLDERS["R"]}/scene230/blur/blur_7.png'),
+        f'{{ws}}/RealBlur/{REALBLUR_FOLDERS["R"]}/scene230/blur/blur_7.png (named in '
+        '{ws}/RealBlur/RealBlur_R_test_list.txt, line 1) does not exist'),
+    Row('prepare_realblur', 'input one folder too high',
+        lambda ws: ['--input', ws.root, '--lists', ws.realblur_source(), '--variants', 'J'],
+        f'{{ws}}/{REALBLUR_FOLDERS["J"]}, which {{ws}}/RealBlur/RealBlur_J_train_list.txt names, does not exist'),
+    Row('prepare_rsblur', 'list files not where --lists says', lambda ws: rsblur(ws, '--lists', ws.path('lists')),
+        'List file {ws}/lists/RSBlur_real_train.txt does not exist'),
+    Row('prepare_rsblur', 'malformed list line', lambda ws: rsblur_with_list_line(ws, 'RSBlur/0014/000422/gt.png'),
+        '{ws}/RSBlurData/lists/RSBlur_real_val.txt, line 2: expected'),
+    Row('prepare_rsblur', 'truncated image', lambda ws: rsblur_with_truncated(ws, 'RSBlur/0001/000023/gt/gt_sharp.png'),
+        'Cannot decode {ws}/RSBlurData/RSBlur/0001/000023/gt/gt_sharp.png'),
+
     # --- train: the option file is checked before BasicSR creates anything
     Row('train', 'option file missing', lambda ws: ['-opt', ws.path('nope.yml')], '{ws}/nope.yml'),
     Row('train', 'option file not YAML', lambda ws: ['-opt', ws.file('bad.yml', b'name: [unclosed')],
@@ -439,11 +491,14 @@ def shared(tmp_path_factory):
     torch.save({'params': network.state_dict()}, weights)
     make_gopro_tree(str(root / 'GOPRO_Large'))
     make_hide_tree(str(root / 'HIDE_dataset'))
+    make_realblur_tree(str(root / 'RealBlur'))
+    make_rsblur_tree(str(root / 'RSBlurData'), str(root / 'RSBlurData' / 'lists'))
     quiet = {'workers': 1, 'progress': False, 'log': lambda *_: None}
     prepare_gopro(str(root / 'GOPRO_Large'), str(root / 'GoPro'), grid=SubimageGrid(24, 12), **quiet)
     prepare_hide(str(root / 'HIDE_dataset'), str(root / 'HIDE'), **quiet)
     return {'weights': weights, 'gopro_source': str(root / 'GOPRO_Large'), 'hide_source': str(root / 'HIDE_dataset'),
-            'prepared_gopro': str(root / 'GoPro'), 'prepared_hide': str(root / 'HIDE')}
+            'prepared_gopro': str(root / 'GoPro'), 'prepared_hide': str(root / 'HIDE'),
+            'realblur_source': str(root / 'RealBlur'), 'rsblur_source': str(root / 'RSBlurData')}
 
 
 class Runner:

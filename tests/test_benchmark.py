@@ -73,7 +73,8 @@ def test_presets_list_their_archs():
         return [spec.arch for _, spec in benchmark.collect_specs(args)]
 
     assert archs('basicsr')[0] == 'SGENet' and 'SwinIR' in archs('basicsr')
-    assert archs('deblur') == ['SGENet', 'MPRNet', 'MIMOUNet', 'MIMOUNetPlus', 'NAFNet', 'Restormer']
+    assert archs('deblur') == ['SGENet', 'MPRNet', 'MIMOUNet', 'MIMOUNetPlus', 'NAFNet', 'Restormer', 'MLWNet',
+                               'FFTformer', 'Stripformer']
 
 
 def test_script_runs_as_a_program():
@@ -94,6 +95,19 @@ def test_backends_are_timed_side_by_side_with_their_difference(capsys):
     for row in rows:
         assert float(row['Latency median (ms)']) > 0 and row['Speed-up'].endswith('x') and row['Timed runs'] == '2'
         assert float(row['Max abs diff']) < 1e-5  # fp32 everywhere: rounding only
+
+
+def test_an_arch_without_onnx_export_is_timed_in_pytorch_and_its_onnx_row_says_why(capsys):
+    pytest.importorskip('onnxruntime')
+    tiny_fftformer = 'FFTformer:' + json.dumps({'dim': 4, 'num_blocks': [1, 1, 1], 'num_refinement_blocks': 1})
+    status = benchmark.main(['--model', tiny_fftformer, '--sizes', '24x40', '--precisions', 'fp32', '--backends',
+                             'eager,channels_last,onnxruntime', '--repeats', '1', '--warmup', '0', '--device', 'cpu',
+                             '--threads', '1'])
+    assert status == 0
+    _, rows = table_rows(capsys.readouterr().out)
+    _, channels_last, onnxruntime = rows
+    assert float(channels_last['Latency median (ms)']) > 0 and float(channels_last['Max abs diff']) < 1e-5
+    assert 'aten::fft_rfft2' in ' '.join(onnxruntime.values()) and onnxruntime['Timed runs'] == '–'
 
 
 def test_tiled_sizes_run_as_the_deblur_cli_tiles_them(capsys, native_bf16):

@@ -1,4 +1,4 @@
-"""GoPro / HIDE preparation: contents, keys, meta_info, re-runs, and bad input."""
+"""GoPro / HIDE / RealBlur / RSBlur preparation: contents, keys, meta_info, re-runs, and bad input."""
 import os
 import shutil
 import signal
@@ -9,11 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro, prepare_hide
+from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro, prepare_hide, prepare_realblur, prepare_rsblur
 from basicsr_sgenet.integration.errors import PreparationError
 from conftest import REPO_ROOT, python_env, run_python
-from tiny_datasets import (BLUR_OFFSET, GOPRO_FRAMES, GOPRO_SEQUENCES, HIDE_NAMES, make_gopro_tree, make_hide_tree,
-                           read_lmdb, read_meta_info, snapshot, write_png)
+from tiny_datasets import (BLUR_OFFSET, GOPRO_FRAMES, GOPRO_SEQUENCES, HIDE_NAMES, REALBLUR_FOLDERS, RSBLUR_SPLITS,
+                           make_gopro_tree, make_hide_tree, make_realblur_tree, make_rsblur_tree, read_lmdb,
+                           read_meta_info, snapshot, write_png)
 
 GRID = SubimageGrid(crop_size=24, step=12, thresh_size=0)
 
@@ -425,3 +426,111 @@ def test_hide_bad_input_names_the_file(tmp_path):
     with pytest.raises(PreparationError, match=f'{src}/test/test-long-shot does not exist'):
         hide(src, tmp_path / 'HIDE')
     assert not (tmp_path / 'HIDE').exists()
+
+
+# ----------------------------------------------------------------------------- RealBlur / RSBlur
+
+
+def realblur(src, out, **kwargs):
+    return prepare_realblur(str(src), str(out), **{'workers': 1, 'progress': False, 'log': quiet, **kwargs})
+
+
+def rsblur(src, out, **kwargs):
+    return prepare_rsblur(str(src), str(out), **{'workers': 1, 'progress': False, 'log': quiet, 'grid': GRID,
+                                                 'list_dir': str(src / 'lists'), **kwargs})
+
+
+def assert_unit_holds(unit, expected):
+    """``unit``/{blur,sharp}.lmdb hold exactly ``expected`` {key: sharp}, blur = sharp + offset."""
+    blur, sharp = read_lmdb(str(unit / 'blur.lmdb')), read_lmdb(str(unit / 'sharp.lmdb'))
+    assert sorted(blur) == sorted(sharp) == sorted(expected)
+    for key, image in expected.items():
+        np.testing.assert_array_equal(sharp[key], image)
+        np.testing.assert_array_equal(blur[key], image + BLUR_OFFSET)
+    assert read_meta_info(str(unit / 'blur.lmdb/meta_info.txt')) == [f'{k}.png (40,56,3) 1' for k in sorted(expected)]
+
+
+def test_realblur_lmdbs_follow_the_list_files(tmp_path):
+    src = tmp_path / 'RealBlur'
+    sharp_images = make_realblur_tree(str(src))
+    out = tmp_path / 'datasets'
+    results = realblur(src, out)
+    assert [(os.path.relpath(plan.path, out), status) for plan, status, _ in results] == [
+        ('RealBlur_J/train', 'built'), ('RealBlur_J/test', 'built'), ('RealBlur_R/train', 'built'),
+        ('RealBlur_R/test', 'built')]
+    for (variant, split) in {(v, s) for v, s, _ in sharp_images}:
+        assert_unit_holds(out / f'RealBlur_{variant}' / split,
+                          {key: image for (v, s, key), image in sharp_images.items() if (v, s) == (variant, split)})
+    assert sorted(read_lmdb(str(out / 'RealBlur_J/test/sharp.lmdb'))) == ['scene230_7']
+    assert [status for _, status, _ in realblur(src, out)] == ['skipped'] * 4
+
+
+def test_realblur_one_variant_lists_elsewhere_and_subimages(tmp_path):
+    src = tmp_path / 'RealBlur'
+    make_realblur_tree(str(src))
+    (src / 'lists').mkdir()
+    for name in os.listdir(src):
+        if name.endswith('_list.txt'):
+            os.rename(src / name, src / 'lists' / name)
+    out = tmp_path / 'datasets'
+    realblur(src, out, variants=['R'], splits=['train'], list_dir=str(src / 'lists'), grid=GRID)
+    assert sorted(os.listdir(out)) == ['RealBlur_R']
+    keys = sorted(read_lmdb(str(out / 'RealBlur_R/train/sharp.lmdb')))
+    assert len(keys) == 3 * len(GRID.boxes(40, 56)) and keys[0] == 'scene001_1_s001'
+
+
+def test_list_file_problems_name_the_file_and_line(tmp_path):
+    src = tmp_path / 'RealBlur'
+    make_realblur_tree(str(src))
+    out = tmp_path / 'datasets'
+    listed = src / 'RealBlur_J_train_list.txt'
+    lines = listed.read_text().splitlines()
+    listed.write_text('\n'.join(lines + ['only_one_path.png']) + '\n')
+    with pytest.raises(PreparationError, match=f'{listed}, line 4: expected "<gt path> <blur path>"'):
+        realblur(src, out)
+    listed.write_text('\n'.join(lines) + '\n')
+    os.remove(src / REALBLUR_FOLDERS['R'] / 'scene230/blur/blur_7.png')
+    missing = f'{src}/{REALBLUR_FOLDERS["R"]}/scene230/blur/blur_7.png'
+    with pytest.raises(PreparationError,
+                       match=f'{missing} \\(named in {src}/RealBlur_R_test_list.txt, line 1\\) does not exist'):
+        realblur(src, out)
+    os.remove(src / 'RealBlur_R_test_list.txt')
+    with pytest.raises(PreparationError, match=f'List file {src}/RealBlur_R_test_list.txt does not exist'):
+        realblur(src, out)
+    with pytest.raises(PreparationError, match=f'{tmp_path}/{REALBLUR_FOLDERS["J"]}, which .* does not exist: --input'):
+        realblur(tmp_path, out, variants=['J'], list_dir=str(src))  # --input one level too high
+    assert not out.exists()
+
+
+def test_rsblur_lmdbs_real_blur_only(tmp_path):
+    src = tmp_path / 'data'
+    sharp_images = make_rsblur_tree(str(src), str(src / 'lists'))
+    out = tmp_path / 'RSBlur'
+    results = rsblur(src, out, splits=['val', 'test'])
+    assert [(os.path.basename(plan.path), status) for plan, status, _ in results] == [('val', 'built'),
+                                                                                     ('test', 'built')]
+    for split in ('val', 'test'):
+        assert_unit_holds(out / split, {key: image for (s, key), image in sharp_images.items() if s == split})
+    rsblur(src, out, splits=['train'])
+    keys = sorted(read_lmdb(str(out / 'train/blur.lmdb')))
+    assert len(keys) == len(RSBLUR_SPLITS['train']) * len(GRID.boxes(40, 56)) and keys[0] == '0019_000722_s001'
+    os.remove(src / 'lists' / 'RSBlur_real_val.txt')
+    with pytest.raises(PreparationError, match=f'List file {src}/lists/RSBlur_real_val.txt does not exist'):
+        rsblur(src, tmp_path / 'other')
+
+
+def test_realblur_and_rsblur_clis(tmp_path):
+    src = tmp_path / 'RealBlur'
+    make_realblur_tree(str(src))
+    out = tmp_path / 'datasets'
+    script = os.path.join(REPO_ROOT, 'scripts', 'prepare_realblur.py')
+    built = run_python([script, '--input', str(src), '--output', str(out), '--variants', 'J', '--splits', 'test',
+                        '--workers', '1'], timeout=120)
+    assert built.returncode == 0, built.stderr
+    assert f'Wrote {out}/RealBlur_J/test' in built.stdout
+    data = tmp_path / 'data'
+    make_rsblur_tree(str(data), str(data / 'lists'))
+    script = os.path.join(REPO_ROOT, 'scripts', 'prepare_rsblur.py')
+    failed = run_python([script, '--input', str(data), '--output', str(tmp_path / 'RSBlur')], timeout=120)
+    assert failed.returncode == 2 and failed.stderr.startswith(f'error: List file {data}/RSBlur_real_train.txt')
+    assert 'Traceback' not in failed.stderr and not (tmp_path / 'RSBlur').exists()

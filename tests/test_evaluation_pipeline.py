@@ -1,6 +1,6 @@
 """Evaluation as users run it: ``basicsr_sgenet.test`` hands over to BasicSR's test
-pipeline, which scores every image with BasicSR's and the MATLAB-protocol metrics and
-saves the restored images under ./results."""
+pipeline, which scores every image with BasicSR's, the MATLAB-protocol and the RealBlur
+metrics and saves the restored images under ./results."""
 import re
 
 import torch
@@ -16,7 +16,8 @@ def test_test_pipeline_scores_the_whole_set_and_saves_outputs(tmp_path):
     torch.save({'params': build_network(dict(TINY_SGENET)).state_dict()}, tmp_path / 'weights.pth')
     metrics = {name: {'type': metric, 'crop_border': 0}
                for name, metric in [('psnr', 'calculate_psnr'), ('ssim', 'calculate_ssim'),
-                                    ('psnr_matlab', 'calculate_psnr_matlab'), ('ssim_matlab', 'calculate_ssim_matlab')]}
+                                    ('psnr_matlab', 'calculate_psnr_matlab'), ('ssim_matlab', 'calculate_ssim_matlab'),
+                                    ('psnr_realblur', 'psnr_realblur'), ('ssim_realblur', 'ssim_realblur')]}
     opt = {
         'name': 'tiny_test', 'model_type': 'SGENetModel', 'scale': 1, 'num_gpu': 'auto', 'manual_seed': 0,
         'datasets': {'test_1': {'name': 'tiny', 'type': 'PairedImageDataset', 'dataroot_gt': str(sharp_dir),
@@ -35,6 +36,7 @@ def test_test_pipeline_scores_the_whole_set_and_saves_outputs(tmp_path):
     scores = dict(re.findall(r'# (\w+): ([\d.]+)', log))
     assert set(scores) == set(metrics), log[-2000:]
     assert 0 < float(scores['ssim']) <= 1 and 0 < float(scores['ssim_matlab']) <= 1
+    assert 0 < float(scores['ssim_realblur']) <= 1 and float(scores['psnr_realblur']) > 0
     # PSNR is the same quantity in both protocols (8-bit RGB, whole image).
     assert abs(float(scores['psnr']) - float(scores['psnr_matlab'])) < 1e-3
     saved = sorted(p.name for p in (run_dir / 'visualization' / 'tiny').glob('*.png'))

@@ -8,9 +8,9 @@ from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, MODEL_REGIST
 
 from basicsr_sgenet.integration.errors import OptionError
 from basicsr_sgenet.integration.options import check_options, read_option_file
-from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro
+from basicsr_sgenet.data.preparation import SubimageGrid, prepare_gopro, prepare_realblur
 from conftest import REPO_ROOT
-from tiny_datasets import make_gopro_tree
+from tiny_datasets import make_gopro_tree, make_realblur_tree
 
 OPTION_FILES = sorted(name for name in os.listdir(os.path.join(REPO_ROOT, 'options')) if name.endswith('.yml'))
 GOPRO_TRAIN_PAIRS, PAPER_EPOCHS, PAPER_TOTAL_BATCH = 2103, 3000, 16
@@ -31,8 +31,12 @@ def test_types_are_registered(name):
     for dataset in opt['datasets'].values():
         assert dataset['type'] in DATASET_REGISTRY
     metrics = opt['val']['metrics']
-    assert {metrics[name]['type'] for name in ('psnr_matlab', 'ssim_matlab', 'psnr', 'ssim')} == {
-        'calculate_psnr_matlab', 'calculate_ssim_matlab', 'calculate_psnr', 'calculate_ssim'}
+    if 'RealBlur' in name:  # real pairs are not pixel-aligned: only the aligning protocol makes sense
+        assert {key: metric['type'] for key, metric in metrics.items()} == {'psnr_realblur': 'psnr_realblur',
+                                                                          'ssim_realblur': 'ssim_realblur'}
+    else:
+        assert {metrics[name]['type'] for name in ('psnr_matlab', 'ssim_matlab', 'psnr', 'ssim')} == {
+            'calculate_psnr_matlab', 'calculate_ssim_matlab', 'calculate_psnr', 'calculate_ssim'}
     for metric in metrics.values():
         assert metric['crop_border'] == 0 and metric.get('test_y_channel', False) is False
 
@@ -80,3 +84,27 @@ def test_dataset_sections_build_on_prepared_lmdbs(tmp_path, monkeypatch):
                 check_options(opt, path, is_train=False)
             opt['path']['pretrain_network_g'] = None
         check_options(opt, path, is_train=name.startswith('train'))
+
+
+TESTED_MODELS = sorted({name[len('test_'):-len('_GoPro.yml')] for name in OPTION_FILES
+                        if name.startswith('test_') and name.endswith('_GoPro.yml')})
+
+
+@pytest.mark.parametrize('model', TESTED_MODELS)
+def test_every_gopro_tested_model_has_realblur_files_with_its_network_and_weights(model):
+    _, gopro = load(f'test_{model}_GoPro.yml')
+    for variant in ('J', 'R'):
+        _, opt = load(f'test_{model}_RealBlur{variant}.yml')
+        assert opt['network_g'] == gopro['network_g'] and opt['path'] == gopro['path']
+        assert opt['datasets']['test_1']['dataroot_gt'] == f'datasets/RealBlur_{variant}/test/sharp.lmdb'
+
+
+def test_realblur_sections_build_on_prepared_lmdbs(tmp_path, monkeypatch):
+    make_realblur_tree(str(tmp_path / 'RealBlur'))
+    prepare_realblur(str(tmp_path / 'RealBlur'), str(tmp_path / 'datasets'), splits=['test'], workers=1,
+                     progress=False, log=lambda *_: None)
+    monkeypatch.chdir(tmp_path)
+    for variant in ('J', 'R'):
+        dataset_opt = dict(load(f'test_SGENet_RealBlur{variant}.yml')[1]['datasets']['test_1'], phase='test', scale=1)
+        dataset = build_dataset(dataset_opt)
+        assert len(dataset) == 1 and dataset[0]['lq'].shape == (3, 40, 56)

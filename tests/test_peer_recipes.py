@@ -11,11 +11,14 @@ import torch.nn.functional as F
 
 from basicsr_sgenet.integration.pipeline import run_pipeline
 from basicsr_sgenet.losses.mimounet_loss import MultiScaleL1FFTLoss
+from basicsr_sgenet.losses.mlwnet_loss import MultiScalePSNRWaveletLoss
+from basicsr_sgenet.losses.sgenet_loss import MultiScaleCharbonnierEdgeLoss
 from basicsr_sgenet.losses.psnr_loss import PSNRLoss
 from basicsr_sgenet.models.lr_scheduler import CosineAnnealingRestartCyclicLR
 from basicsr_sgenet.models.progressive_patches import ProgressivePatches
 from basicsr_sgenet.integration.options import load_options, write_option_file
 from conftest import REPO_ROOT
+from random_vgg19 import write_random_vgg19
 from tiny_experiment import write_pairs
 
 TINY_NETWORKS = {
@@ -26,6 +29,11 @@ TINY_NETWORKS = {
     'NAFNet': {'width': 8, 'enc_blk_nums': [1, 1], 'middle_blk_num': 1, 'dec_blk_nums': [1, 1],
                'tlc_train_size': 32},
     'Restormer': {'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1, 'heads': [1, 1, 1, 1]},
+    'MLWNet': {'dim': 4, 'encoder_blocks': [1, 1, 1, 1], 'fusion_blocks': [1, 1], 'decoder_blocks': [1, 1, 1, 1],
+               'tlc_train_size': 32},
+    'FFTformer': {'dim': 4, 'num_blocks': [1, 1, 1], 'num_refinement_blocks': 1},
+    'Stripformer': {'widths': [8, 8, 16], 'decoder_width': 8, 'heads': 2, 'decoder_heads': 2, 'num_blocks': 2,
+                    'decoder_blocks': 2},
 }
 
 
@@ -51,6 +59,8 @@ def tiny_run(recipe, data_root, name):
     opt['val']['val_freq'] = 2
     opt['logger'].update(print_freq=1, save_checkpoint_freq=2)
     opt['datasets']['train'].pop('batch_size_per_gpu', None)
+    if (train.get('pixel_opt') or {}).get('vgg19_weights'):  # Stripformer's contrastive term
+        train['pixel_opt']['vgg19_weights'] = str(write_random_vgg19(data_root / 'vgg19.pth'))
     return opt
 
 
@@ -65,6 +75,10 @@ def test_recipe_trains_through_basicsrs_trainer(tmp_path, monkeypatch, recipe, f
     log = next(experiment.glob('train_*.log')).read_text()
     assert re.search(r'iter:\s+2,', log) and '# psnr_matlab:' in log
     assert 'l_total: ' in log
+    if recipe == 'MLWNet':  # every output and the wavelet regulariser are trained
+        assert all(f'l_pix_{key}: ' in log for key in ('final', 'scale2', 'scale3', 'scale4', 'wavelet'))
+    if recipe == 'Stripformer':  # the contrastive term ran, with the blurred input DeblurModel passes
+        assert re.search(r'l_pix_contrastive: \d', log) and 'l_pix_final: ' in log
 
 
 def test_multiscale_l1_fft_loss_is_mimo_unets():
@@ -83,12 +97,71 @@ def test_multiscale_l1_fft_loss_is_mimo_unets():
     assert set(MultiScaleL1FFTLoss().terms(outputs, gt)) == {'final', 'scale2', 'scale3'}
 
 
+def test_fftformer_recipe_and_loss_are_the_authors():
+    opt = load_options(os.path.join(REPO_ROOT, 'options', 'train_FFTformer_GoPro.yml'))
+    train, train_set = opt['train'], opt['datasets']['train']
+    assert (train_set['gt_size'], train_set['total_batch_size'], opt['manual_seed']) == (128, 64, 42)
+    assert train['optim_g'] == {'type': 'AdamW', 'lr': 1e-3, 'weight_decay': 1e-3, 'betas': [0.9, 0.9]}
+    assert train['scheduler']['periods'] == [train['total_iter']] == [300000]
+    assert train['scheduler']['eta_min'] == 1e-7 and train['grad_clip_norm'] == 0.01
+    assert opt['find_unused_parameters'] is True  # the official, unused reduce_chan_level2
+    pixel_opt = dict(train['pixel_opt'])
+    assert pixel_opt.pop('type') == 'MultiScaleL1FFTLoss'
+    loss = MultiScaleL1FFTLoss(**pixel_opt)
+    # The authors: L1Loss (weight 1) + FFTLoss (weight 0.1), the L1 between the real and
+    # imaginary parts of torch.fft.fft2 of the restored and sharp images, stacked.
+    torch.manual_seed(0)
+    pred, gt = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    spectrum = lambda x: torch.stack([torch.fft.fft2(x).real, torch.fft.fft2(x).imag], dim=-1)  # noqa: E731
+    expected = F.l1_loss(pred, gt) + 0.1 * F.l1_loss(spectrum(pred), spectrum(gt))
+    torch.testing.assert_close(loss(pred, gt), expected)
+    assert list(loss.terms(pred, gt)) == ['final']
+
+
 def test_psnr_loss_is_minus_the_mean_psnr():
     gt = torch.zeros(2, 3, 4, 4)
     pred = torch.stack([torch.full((3, 4, 4), 0.1), torch.full((3, 4, 4), 0.01)])
     psnrs = [20.0, 40.0]  # 10 log10(1 / mse) for mse 1e-2 and 1e-4
     torch.testing.assert_close(PSNRLoss()(pred, gt), torch.tensor(-sum(psnrs) / 2), atol=1e-3, rtol=0)  # + 1e-8 inside
     torch.testing.assert_close(PSNRLoss()({'final': pred}, gt), PSNRLoss()(pred, gt))
+
+
+def _mlwnet_outputs(seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    outputs = {key: torch.rand(2, 3, 32 // f, 32 // f, generator=generator)
+               for key, f in (('final', 1), ('scale2', 2), ('scale3', 4), ('scale4', 8))}
+    outputs['wavelet'] = torch.tensor(0.25)
+    return outputs, torch.rand(2, 3, 32, 32, generator=generator)
+
+
+def test_multiscale_psnr_wavelet_loss_is_mlwnets():
+    outputs, gt = _mlwnet_outputs()
+    expected = 0.25  # the wavelet term, weight 1
+    for key, factor in (('final', 1), ('scale2', 2), ('scale3', 4), ('scale4', 8)):
+        # The authors' SRN_loss: 10/ln10 * mean_n ln(MSE_n + 1e-8), weights 1, 1/2, 1/4, 1/8,
+        # against the area-resized ground truth (2x2, 4x4, 8x8 block means here).
+        target = F.avg_pool2d(gt, factor)
+        mse = ((outputs[key] - target)**2).mean(dim=(1, 2, 3))
+        expected = expected + (10 / math.log(10)) * torch.log(mse + 1e-8).mean() / factor
+    torch.testing.assert_close(MultiScalePSNRWaveletLoss()(outputs, gt), expected)
+    terms = MultiScalePSNRWaveletLoss(wavelet_weight=2.0).terms(outputs, gt)
+    assert list(terms) == ['final', 'scale2', 'scale3', 'scale4', 'wavelet'] and terms['wavelet'].item() == 0.5
+    torch.testing.assert_close(terms['final'], PSNRLoss()(outputs['final'], gt))
+    no_wavelet = MultiScalePSNRWaveletLoss(wavelet_weight=0)(outputs, gt)
+    torch.testing.assert_close(no_wavelet, expected - 0.25)
+
+
+def test_mlwnet_loss_names_a_missing_wavelet_term_and_image_losses_skip_it():
+    outputs, gt = _mlwnet_outputs()
+    images = {key: value for key, value in outputs.items() if key != 'wavelet'}
+    with pytest.raises(ValueError, match="no 'wavelet' term .* wavelet_weight: 0"):
+        MultiScalePSNRWaveletLoss()(images, gt)
+    # Image losses supervise MLWNet's four images and leave its scalar term alone.
+    terms = MultiScaleCharbonnierEdgeLoss().terms(outputs, gt)
+    assert list(terms) == ['final', 'scale2', 'scale3', 'scale4']
+    torch.testing.assert_close(PSNRLoss()(outputs, gt), PSNRLoss()(outputs['final'], gt))
+    with pytest.raises(ValueError, match='wavelet_weight'):
+        MultiScalePSNRWaveletLoss(wavelet_weight=-1)
 
 
 def test_cyclic_cosine_is_constant_then_decays_to_each_floor():
@@ -123,7 +196,9 @@ def _authors_layout(arch, state_dict):
                 'optimizer': {}}
     if arch.startswith('MIMOUNet'):
         return {'model': state_dict}
-    return {'params': state_dict}  # NAFNet, Restormer
+    if arch in ('FFTformer', 'Stripformer'):  # bare state dicts (fftformer_GoPro.pth; torch.save(netG.state_dict()))
+        return state_dict
+    return {'params': state_dict}  # NAFNet, Restormer, MLWNet
 
 
 PEERS = [arch for arch in TINY_NETWORKS if arch != 'SGENet']

@@ -10,6 +10,10 @@ TINY_ARCHS = {
     'MIMOUNetPlus': {'num_res': 1, 'base_channel': 8},
     'NAFNet': {'width': 8, 'enc_blk_nums': [1, 1], 'dec_blk_nums': [1, 1], 'middle_blk_num': 1},
     'Restormer': {'dim': 8, 'num_blocks': [1, 1, 1, 1], 'num_refinement_blocks': 1, 'heads': [1, 1, 1, 1]},
+    'MLWNet': {'dim': 8, 'encoder_blocks': [1, 1, 1, 1], 'fusion_blocks': [1, 1], 'decoder_blocks': [1, 1, 1, 1]},
+    'FFTformer': {'dim': 8, 'num_blocks': [1, 1, 1], 'num_refinement_blocks': 1},
+    'Stripformer': {'widths': [8, 8, 8], 'decoder_width': 8, 'heads': 2, 'decoder_heads': 2, 'num_blocks': 2,
+                    'decoder_blocks': 2},
 }
 
 

@@ -60,8 +60,23 @@ def crop_to_scale(image, height, width, factor=1):
 
 # Training-mode outputs of the plugin's archs are a dict of images with the restored one
 # under this key (SGENet: 'final', 'stage2_cem1', ..., 'sam', ...); eval mode returns the
-# restored image alone.
+# restored image alone. A training dict may also hold scalar (0-dim) regularisation terms
+# computed from the weights (MLWNet: its wavelet filter-bank loss under 'wavelet'): image
+# losses skip them and the loss made for that network adds them.
 FINAL_KEY = 'final'
+
+
+def is_training_term(value):
+    """Whether a training-dict entry is a scalar regularisation term rather than an image."""
+    return torch.is_tensor(value) and value.dim() == 0
+
+
+def training_images(output):
+    """The images of a network's training output, by key: a dict without its scalar
+    terms, or ``{'final': output}`` for a network that returns one image."""
+    if isinstance(output, dict):
+        return {key: value for key, value in output.items() if not is_training_term(value)}
+    return {FINAL_KEY: output}
 
 
 def final_image(output):

@@ -5,6 +5,7 @@ them name a network either as ``arch name + JSON kwargs`` or as an option file's
 ``network_g``.
 """
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -51,13 +52,41 @@ def spec_from_option_file(path, network_key='network_g'):
         raise InferenceError(str(err)) from None
     if not isinstance(opt.get(network_key), dict):
         raise InferenceError(f'Option file {path} has no "{network_key}" section')
-    kwargs = dict(opt[network_key])
+    spec = spec_from_options(opt, path, network_key)
+    if spec is None:
+        raise InferenceError(f'Option file {path}: {network_key} has no "type"')
+    return spec
+
+
+def spec_from_options(opt, source, network_key='network_g'):
+    """NetworkSpec from BasicSR options (a dict: an option file, a logged option dump or a
+    study's run) - ``network_g`` and the weights under ``path`` - or None without a type."""
+    kwargs = dict((opt or {}).get(network_key) or {})
     arch = kwargs.pop('type', None)
     if not arch:
-        raise InferenceError(f'Option file {path}: {network_key} has no "type"')
+        return None
     paths = opt.get('path') or {}
     return NetworkSpec(arch=arch, kwargs=kwargs, weights=paths.get('pretrain_network_g'),
-                       param_key=paths.get('param_key_g'), source=path)
+                       param_key=paths.get('param_key_g'), source=source)
+
+
+def network_spec_from_args(args):
+    """NetworkSpec from the commands' ``--opt`` or ``--arch``/``--arch-args``, with
+    ``--weights``/``--param-key`` (which override the option file's)."""
+    if args.opt:
+        if args.arch or args.arch_args:
+            raise InferenceError('--opt already names the network; drop --arch/--arch-args or --opt')
+        spec = spec_from_option_file(args.opt)
+    else:
+        spec = NetworkSpec(arch=args.arch or DEFAULT_ARCH, kwargs=parse_arch_args(args.arch_args))
+    spec.weights = args.weights or spec.weights
+    spec.param_key = args.param_key or spec.param_key
+    if not spec.weights:
+        raise InferenceError('No weights given: pass --weights, or an --opt whose path.pretrain_network_g is set')
+    if not os.path.isfile(spec.weights):
+        origin = '--weights' if args.weights else f'path.pretrain_network_g in {args.opt}'
+        raise InferenceError(f'Weights file {spec.weights} does not exist (from {origin})')
+    return spec
 
 
 def build_network(spec):
@@ -88,3 +117,14 @@ def size_multiple(network):
         if isinstance(value, int) and value > 0:
             return value
     return 1
+
+
+def load_network(spec):
+    """``spec``'s network with its weights loaded (``spec.weights``), in eval mode: what
+    the deblur CLI, export, the benchmark and the demo restore with."""
+    from basicsr_sgenet.integration.weights import load_weights
+
+    network = build_network(spec)
+    if spec.weights:
+        load_weights(network, spec.weights, spec.param_key, network_description=spec.describe())
+    return network.eval()

@@ -43,7 +43,9 @@ def prepare_network(network, device, channels_last=False, compile_network=False)
     """Eval mode, on ``device``, optionally channels-last and ``torch.compile``d."""
     network = network.eval().to(device)
     if channels_last:
-        network = network.to(memory_format=torch.channels_last)
+        # 4-D tensors (convolution weights) only: Module.to(memory_format=channels_last) also
+        # converts 5-D ones and fails on them (FFTformer's per-patch spectrum filters).
+        network = network._apply(lambda t: t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t)
     if compile_network:
         network = torch.compile(network)
     return network
@@ -51,7 +53,7 @@ def prepare_network(network, device, channels_last=False, compile_network=False)
 
 class Restorer:
     """Restores RGB float images, whole or in tiles, with whatever computes ``forward``
-    (PyTorch here, ONNX Runtime or OpenVINO in ``onnx_backend``): the CLI's tiling, IO
+    (PyTorch here, ONNX Runtime or OpenVINO in ``backends/``): the CLI's tiling, IO
     and progress bars are the same for every backend."""
 
     device = torch.device('cpu')

@@ -182,6 +182,12 @@ def _check_registered_types(opt, where):
         if key.endswith('_opt') and isinstance(loss, dict) and not _registered(LOSS_REGISTRY, loss.get('type')):
             raise OptionError(f'{where}: train.{key}.type is {loss.get("type")!r}, which is not a registered loss '
                               f'(known: {_known(LOSS_REGISTRY)}).')
+        # A loss that needs files (StripformerLoss's VGG19 weights) says what is wrong before the run starts.
+        check = getattr(LOSS_REGISTRY.get(loss['type']), 'option_problem', None) if (
+            key.endswith('_opt') and isinstance(loss, dict)) else None
+        problem = check(loss) if check else None
+        if problem:
+            raise OptionError(f'{where}: train.{key}.{problem}.')
     for name, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
         if isinstance(metric, dict) and not _registered(METRIC_REGISTRY, metric.get('type')):
             raise OptionError(f'{where}: val.metrics.{name}.type is {metric.get("type")!r}, which is not a registered '

@@ -8,6 +8,9 @@ unnormalised 2-D FFT (not amplitudes), and the ground truth at 1/f comes from on
 bilinear resize of the full-resolution image by 1/f (align_corners=False, no
 antialiasing). At 1/2 that equals 2x2 averaging; at 1/4 it is the mean of the centre
 2x2 of each 4x4 block, not a 4x4 average.
+
+With a network that returns one image (FFTformer) it is L1 + fft_weight * FFT L1 on that
+image alone: FFTformer's ``L1Loss`` + ``FFTLoss`` (weight 0.1), the same two terms.
 """
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY

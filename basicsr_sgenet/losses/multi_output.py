@@ -15,15 +15,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from basicsr_sgenet.archs.arch_util import FINAL_KEY
+from basicsr_sgenet.archs.arch_util import training_images
 
 
 class MultiOutputLoss(nn.Module):
     """Base class. Args:
         loss_weight (float): multiplies every term.
         outputs (sequence of str | None): the output keys supervised; None: all of them.
-        output_weights (dict | None): per-output weight by key (default 1.0); a key that
-            is not a supervised output is an error at the first forward.
+        output_weights (dict | None): per-output weight by key (default 1.0, or what
+            ``default_output_weight`` says); a key that is not a supervised output is an
+            error at the first forward.
     """
 
     def __init__(self, loss_weight=1.0, outputs=None, output_weights=None):
@@ -55,6 +56,10 @@ class MultiOutputLoss(nn.Module):
         """The ground truth at 1/``factor`` of its size (floor, as avg_pool2d sizes it)."""
         return F.avg_pool2d(target, factor)
 
+    def default_output_weight(self, factor):
+        """Weight of an output at 1/``factor`` scale that ``output_weights`` does not name."""
+        return 1.0
+
     def selection_note(self):
         """How ``outputs`` was set, for error messages (e.g. ', strict=True')."""
         return ''
@@ -64,7 +69,7 @@ class MultiOutputLoss(nn.Module):
     def supervised_outputs(self, pred):
         """The (key, image) pairs this loss supervises, in the network's order."""
         name = type(self).__name__
-        outputs = pred if isinstance(pred, dict) else {FINAL_KEY: pred}
+        outputs = training_images(pred)  # scalar terms (MLWNet's 'wavelet') are not images
         for key, image in outputs.items():
             if not torch.is_tensor(image):
                 raise ValueError(f'{name}: output {key!r} is a {type(image).__name__}, expected an image tensor '
@@ -119,7 +124,7 @@ class MultiOutputLoss(nn.Module):
                 factor = self.scale_factor(key, image, target)
                 if factor not in targets_by_factor:
                     targets_by_factor[factor] = self.downscale(target, factor)
-                weight = self.loss_weight * self.output_weights.get(key, 1.0)
+                weight = self.loss_weight * self.output_weights.get(key, self.default_output_weight(factor))
                 losses[key] = weight * self.image_loss(image.to(compute_dtype), targets_by_factor[factor])
         return losses
 

@@ -14,6 +14,14 @@ from torch import nn
 from basicsr_sgenet.archs.arch_util import final_image
 
 
+def log_mse(pred, target):
+    """10 / ln(10) * mean_n ln(mean_chw (pred - target)^2 + 1e-8): -PSNR in dB up to a
+    constant, averaged over the images; in fp32, outside autocast."""
+    with torch.autocast(device_type=target.device.type, enabled=False):
+        squared = (pred.float() - target.float())**2
+        return 10 / math.log(10) * torch.log(squared.mean(dim=(1, 2, 3)) + 1e-8).mean()
+
+
 @LOSS_REGISTRY.register()
 class PSNRLoss(nn.Module):
     """Args:
@@ -29,7 +37,6 @@ class PSNRLoss(nn.Module):
         if reduction != 'mean':
             raise ValueError(f'PSNRLoss: reduction must be "mean", got {reduction!r}.')
         self.loss_weight = float(loss_weight)
-        self.scale = 10 / math.log(10)
 
     def forward(self, pred, target, **kwargs):
         if kwargs.get('weight') is not None:
@@ -37,6 +44,4 @@ class PSNRLoss(nn.Module):
         pred = final_image(pred)
         if pred.shape != target.shape:
             raise ValueError(f'PSNRLoss: prediction {tuple(pred.shape)} and ground truth {tuple(target.shape)} differ.')
-        with torch.autocast(device_type=target.device.type, enabled=False):
-            squared = (pred.float() - target.float())**2
-            return self.loss_weight * self.scale * torch.log(squared.mean(dim=(1, 2, 3)) + 1e-8).mean()
+        return self.loss_weight * log_mse(pred, target)

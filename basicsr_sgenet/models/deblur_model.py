@@ -23,13 +23,16 @@ def as_float32(output):
 @MODEL_REGISTRY.register()
 class DeblurModel(SRModel):
     """SRModel for networks that return several supervised images while training: one
-    model class for SGENet and every deblurring peer (MPRNet, MIMO-UNet, NAFNet, Restormer).
+    model class for SGENet and every deblurring peer (MPRNet, MIMO-UNet, NAFNet, Restormer,
+    FFTformer, Stripformer, MLWNet: its training dict also holds a scalar ``wavelet`` term,
+    see ``arch_util.py``).
 
     In train mode ``network_g`` may return a dict of images (SGENet: ``final``, the stage
     CEM images, ``sam``; MPRNet: ``final``, ``stage2``, ``stage1``); in eval mode it returns
     the restored image. The whole output
     goes to ``pixel_opt`` when that loss understands dicts (it has a ``terms`` method, as
-    ``MultiScaleCharbonnierEdgeLoss`` does); any other pixel loss (e.g. ``L1Loss``) and the
+    ``MultiScaleCharbonnierEdgeLoss`` does; with ``uses_blurred_input``, as
+    ``StripformerLoss``, the blurred input too); any other pixel loss (e.g. ``L1Loss``) and the
     perceptual loss see only ``final``. Validation, image saving, metrics, EMA
     (``train.ema_decay``), checkpoints and resuming are SRModel's.
 
@@ -86,7 +89,9 @@ class DeblurModel(SRModel):
         total = 0
         if self.cri_pix:
             if hasattr(self.cri_pix, 'terms'):
-                for key, term in self.cri_pix.terms(output, self.gt).items():
+                # Stripformer's contrastive term also compares with the blurred input.
+                blurred = (self.lq, ) if getattr(self.cri_pix, 'uses_blurred_input', False) else ()
+                for key, term in self.cri_pix.terms(output, self.gt, *blurred).items():
                     losses[f'l_pix_{key}'] = term
                 losses['l_pix'] = sum(losses.values())
             else:

@@ -31,6 +31,7 @@ import argparse
 import os
 import sys
 import tempfile
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -38,14 +39,16 @@ import numpy as np
 import torch
 
 from basicsr_sgenet.integration.errors import InferenceError, UserError, first_line, status_or_user_error
-from basicsr_sgenet.inference.network import (NetworkSpec, build_network, parse_arch_args, size_multiple,
+from basicsr_sgenet.inference.network import (NetworkSpec, load_network, parse_arch_args, size_multiple,
                                               spec_from_option_file)
 from basicsr_sgenet.inference.runtime import check_precision, resolve_device
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tiled_forward
 from basicsr_sgenet.tools.plotting import labelled_scatter
-from basicsr_sgenet.integration.precision import PRECISIONS, cpu_capability
-from basicsr_sgenet.tools.profiling import (BACKENDS, ONNX_BACKENDS, build_on_meta, configuration_problem, count_macs,
-                                      count_parameters, cpu_model_name, format_gmacs, interleaved_timings,
+from basicsr_sgenet.integration.precision import PRECISIONS
+from basicsr_sgenet.tools.machine import describe_machine
+from basicsr_sgenet.inference.backends import BENCHMARK_MODES as BACKENDS, MODEL_MODES
+from basicsr_sgenet.tools.profiling import (build_on_meta, configuration_problem, count_macs,
+                                      count_parameters, format_gmacs, interleaved_timings,
                                       parse_size, prepare_runner)
 
 # BasicSR archs that restore at 1x (same size in and out), for a same-machine comparison.
@@ -67,6 +70,9 @@ DEBLUR_PRESET = [
     ('MIMO-UNet+', 'MIMOUNetPlus', {}),
     ('NAFNet-width64 (no TLC)', 'NAFNet', {}),
     ('Restormer', 'Restormer', {}),
+    ('MLWNet (no local mode)', 'MLWNet', {}),
+    ('FFTformer', 'FFTformer', {}),
+    ('Stripformer', 'Stripformer', {}),
 ]
 PRESETS = {'basicsr': BASICSR_PRESET, 'deblur': DEBLUR_PRESET}
 COLUMNS = ['Model', 'Params (M)', 'Input', 'Precision', 'Backend', 'Device', 'GMACs', 'Latency median (ms)',
@@ -151,17 +157,6 @@ def collect_specs(args):
     return specs
 
 
-def machine_description(device):
-    text = (f'CPU: {cpu_model_name()}, {os.cpu_count()} logical cores, {cpu_capability()}; torch {torch.__version__}, '
-            f'{torch.get_num_threads()} threads')
-    if hasattr(os, 'getloadavg'):
-        # Latency on a shared machine depends on what else runs: say how busy it was.
-        text += f', 1-min load average {os.getloadavg()[0]:.1f} at start'
-    if device.type == 'cuda':
-        text += f'; GPU: {torch.cuda.get_device_name(device)}'
-    return text
-
-
 def read_pairs(text):
     """[(blurred LoadedImage, sharp LoadedImage)] from 'BLUR_DIR:SHARP_DIR' (same file names)."""
     from basicsr_sgenet.inference.image_io import list_input_images, read_image
@@ -216,7 +211,7 @@ def run_benchmark(args):
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    machine = machine_description(device)
+    machine = describe_machine(device, load_average=True)
     sizes = [parse_size(text, '--sizes') for text in args.sizes.split(',') if text.strip()]
     configurations = parse_configurations(args)
     for precision in dict.fromkeys(precision for precision, _ in configurations):
@@ -247,7 +242,7 @@ def run_benchmark(args):
                 rows += size_rows
                 if args.macs_only:
                     continue
-                if onnx_path is None and any(row.backend in ONNX_BACKENDS for row in size_rows):
+                if onnx_path is None and any(row.backend in MODEL_MODES for row in size_rows):
                     onnx_path = export_for_benchmark(network, label, onnx_dir, size_rows)
                 time_side_by_side(network, size_rows, size, onnx_path, device, pairs, args)
     return rows, machine
@@ -256,22 +251,18 @@ def run_benchmark(args):
 def built_network(spec, weights):
     """``spec``'s network in eval mode (fixed random weights unless ``weights``)."""
     torch.manual_seed(0)
-    network = build_network(spec).eval()
-    if weights:
-        from basicsr_sgenet.integration.weights import load_weights
-        load_weights(network, weights, network_description=spec.describe())
-    return network
+    return load_network(dataclasses.replace(spec, weights=weights, param_key=None))
 
 
 def export_for_benchmark(network, label, folder, rows):
     """The network exported to ONNX in ``folder`` (or None, noting why on the ONNX rows)."""
-    from basicsr_sgenet.export import export_to_onnx
+    from basicsr_sgenet.inference.onnx_export import export_to_onnx
     path = os.path.join(folder, f'{len(os.listdir(folder))}.onnx')
     try:
         model = export_to_onnx(network)
     except UserError as err:
         for row in rows:
-            if row.backend in ONNX_BACKENDS:
+            if row.backend in MODEL_MODES:
                 row.note = row.note or f'export failed: {first_line(err)[:80]}'
         return None
     with open(path, 'wb') as f:
@@ -288,7 +279,7 @@ def time_side_by_side(network, rows, size, onnx_path, device, pairs, args):
     for row in rows:
         row.tiles = workload.tiles
         problem = row.note or configuration_problem(row.precision, row.backend, device)
-        if row.backend in ONNX_BACKENDS and onnx_path is None and not problem:
+        if row.backend in MODEL_MODES and onnx_path is None and not problem:
             problem = 'no ONNX export'
         if problem:
             row.note = problem
@@ -317,7 +308,7 @@ def time_side_by_side(network, rows, size, onnx_path, device, pairs, args):
         row.median_ms, row.min_ms, row.runs = timing.median_ms, timing.min_ms, args.repeats
         # ONNX Runtime and OpenVINO keep their memory arenas between calls, so one call's
         # rise says nothing about what they need.
-        row.peak_mib = None if row.backend in ONNX_BACKENDS else timing.peak_memory_mib
+        row.peak_mib = None if row.backend in MODEL_MODES else timing.peak_memory_mib
         if pairs:
             with torch.inference_mode():
                 row.psnr = mean_psnr(workload.forward_for(runners[key]), pairs)
@@ -381,7 +372,8 @@ def build_parser():
     parser.add_argument('--opt', action='append', metavar='YML', help="an option file's network_g (repeatable)")
     parser.add_argument('--preset', choices=sorted(PRESETS),
                         help='deblur: SGENet and the registered deblurring peers (MPRNet, MIMO-UNet(+), NAFNet, '
-                        'Restormer); basicsr: SGENet plus BasicSR archs that restore at 1x (SwinIR, RIDNet, EDSR)')
+                        'Restormer, MLWNet, FFTformer, Stripformer); basicsr: SGENet plus BasicSR archs that restore '
+                        'at 1x (SwinIR, RIDNet, EDSR)')
     parser.add_argument('--sizes', default='256x256,720x1280', help='HEIGHTxWIDTH list (default 256x256,720x1280)')
     parser.add_argument('--precisions', default='fp32,bf16',
                         help='fp32,bf16,fp16 (bf16 on the CPU: only with native bf16, else the row says why; '

@@ -8,12 +8,18 @@
 Inputs (any mix):
 
 * a BasicSR folder: ``results/<name>/`` (test logs) or ``experiments/<name>/`` (train
-  logs with validation lines). Every ``*.log`` in it is read, oldest first; the network
-  comes from an option file copied into the folder (training does that) or else from
-  the options printed at the top of the log.
-* a test/train option file: its ``network_g``, and the logs of ``results/<name>/`` or
+  logs with validation lines). Every ``*.log`` in it is read, oldest first.
+* a test/train option file, and the logs of ``results/<name>/`` or
   ``experiments/<name>/`` under ``--root`` (default: the current folder), ``name``
   being the option file's ``name``.
+
+The network of a row is the one that ran: BasicSR logs the options after applying
+``--force_yml`` overrides, so the newest log's ``network_g`` comes first. The option file
+BasicSR copies into the folder (and an option file given on the command line) lacks the
+overrides: it is used only when no log holds options. Where the folder holds a checkpoint
+(``models/net_g_*.pth``, the newest), its keys and shapes are checked against that
+network; if they do not fit, the parameters are counted from the checkpoint instead and
+MACs are left out. The "Network from" column says which of these each row used.
 
 Each (experiment, dataset) pair is one row with every metric the logs hold (columns
 named as in the option file's ``val.metrics``, e.g. psnr, ssim, psnr_matlab), the
@@ -34,7 +40,8 @@ from basicsr_sgenet.tools.experiment_logs import (
     ParsedLog, best_validations, find_logs, latest_validations, parse_log_file)
 from basicsr_sgenet.integration.errors import InferenceError, OptionError, first_line, status_or_user_error
 from basicsr_sgenet.integration.options import read_option_file
-from basicsr_sgenet.inference.network import NetworkSpec, build_network, spec_from_option_file
+from basicsr_sgenet.inference.network import build_network, spec_from_option_file, spec_from_options
+from basicsr_sgenet.integration.weights import describe_mismatch, read_state_dict
 from basicsr_sgenet.tools.plotting import labelled_scatter
 from basicsr_sgenet.inference.runtime import resolve_device
 from basicsr_sgenet.tools.profiling import (
@@ -52,12 +59,9 @@ class Experiment:
     macs: Optional[int] = None
     latency_ms: Optional[float] = None
     cost_note: str = ''
-
-
-def _spec_from_options(options, source):
-    network = dict((options or {}).get('network_g') or {})
-    arch = network.pop('type', None)
-    return NetworkSpec(arch=arch, kwargs=network, source=source) if arch else None
+    network_from: str = 'unknown'  # short, for the table: which source the network came from
+    network_notes: list = field(default_factory=list)  # longer explanations, printed below the table
+    checkpoint: Optional[str] = None  # the newest net_g_*.pth in the folder, if any
 
 
 def _copied_option_file(folder):
@@ -65,13 +69,51 @@ def _copied_option_file(folder):
     return files[-1] if files else None
 
 
+def _iteration_of(path):
+    stem = os.path.splitext(os.path.basename(path))[0].rsplit('_', 1)[-1]
+    return float('inf') if stem == 'latest' else int(stem) if stem.isdigit() else -1
+
+
+def newest_checkpoint(folder):
+    """``models/net_g_latest.pth``, else the highest ``net_g_<iter>.pth`` (None: no checkpoint)."""
+    files = glob.glob(os.path.join(folder, 'models', 'net_g_*.pth'))
+    return max(files, key=_iteration_of) if files else None
+
+
+def _logged_spec(parsed_logs):
+    """The ``network_g`` the newest log printed (BasicSR prints options after overrides)."""
+    for parsed in reversed(parsed_logs):
+        spec = spec_from_options(parsed.options, f'the options logged in {parsed.path}')
+        if spec is not None:
+            return spec, parsed.path
+    return None, None
+
+
+def choose_network(experiment, parsed_logs, option_file):
+    """Set ``experiment.network`` to what ran: logged options first, else ``option_file``
+    (copied by BasicSR, or given by the user), which lacks command-line overrides."""
+    logged, log = _logged_spec(parsed_logs)
+    written = spec_from_option_file(option_file) if option_file else None
+    if logged is not None:
+        experiment.network = logged
+        kind = 'test log' if os.path.basename(log).startswith('test_') else 'train log'
+        experiment.network_from = kind
+        if written is not None and (written.arch, written.kwargs) != (logged.arch, logged.kwargs):
+            experiment.network_notes.append(
+                f'network from {log}: {logged.describe()}; {option_file} says {written.describe()} '
+                '(a --force_yml override); the logged one ran')
+    elif written is not None:
+        experiment.network = written
+        experiment.network_from = 'option file (no overrides)'
+        experiment.network_notes.append(
+            f'network from {option_file}: no log holds options, so --force_yml overrides, if any, are not seen')
+
+
 def load_experiment(path, root, pick, best_by):
     """Experiment from a results/experiments folder or an option file."""
     if os.path.isdir(path):
-        folder, name, spec = path, os.path.basename(os.path.normpath(path)), None
+        folder, name = path, os.path.basename(os.path.normpath(path))
         option_file = _copied_option_file(folder)
-        if option_file:
-            spec = spec_from_option_file(option_file)
     elif os.path.isfile(path) and path.endswith(('.yml', '.yaml')):
         try:
             name = read_option_file(path).get('name')
@@ -79,7 +121,8 @@ def load_experiment(path, root, pick, best_by):
             raise InferenceError(str(err)) from None
         if not name:
             raise InferenceError(f'Option file {path} has no "name"; cannot find its results')
-        spec = spec_from_option_file(path)
+        spec_from_option_file(path)  # an option file without a usable network_g is an error here
+        option_file = path
         candidates = [os.path.join(root, top, name) for top in ('results', 'experiments')]
         folder = next((c for c in candidates if find_logs(c)), candidates[0])
     else:
@@ -87,22 +130,61 @@ def load_experiment(path, root, pick, best_by):
 
     merged = ParsedLog(folder)
     logs = find_logs(folder)
-    for log in logs:
-        parsed = parse_log_file(log)
+    parsed_logs = [parse_log_file(log) for log in logs]
+    for parsed in parsed_logs:
         merged.validations += parsed.validations
-        merged.options = parsed.options or merged.options
-    if spec is None:
-        spec = _spec_from_options(merged.options, logs[-1] if logs else folder)
     validations = best_validations(merged, best_by) if pick == 'best' else latest_validations(merged)
-    return Experiment(name=name, folder=folder, logs=logs, network=spec, validations=validations)
+    experiment = Experiment(name=name, folder=folder, logs=logs, validations=validations,
+                            checkpoint=newest_checkpoint(folder))
+    choose_network(experiment, parsed_logs, option_file)
+    return experiment
+
+
+def _checkpoint_state(experiment):
+    try:
+        return read_state_dict(experiment.checkpoint)[0]
+    except InferenceError as err:
+        experiment.network_notes.append(f'{err}; not used')
+        return None
+
+
+def _params_from_checkpoint(experiment, file_state, why):
+    experiment.params = sum(tensor.numel() for tensor in file_state.values())
+    experiment.network_from = f'{os.path.basename(experiment.checkpoint)} (params only)'
+    experiment.network_notes.append(f'{why}. Params are every tensor in {experiment.checkpoint} (buffers, if the '
+                                    'network has any, included); MACs are not known without the network')
+
+
+def _check_against_checkpoint(experiment, meta_network):
+    """True if the network fits the folder's checkpoint (or there is none, or it cannot
+    be read). If it does not fit, the parameters come from the checkpoint instead."""
+    if experiment.checkpoint is None:
+        return True
+    file_state = _checkpoint_state(experiment)
+    if file_state is None:
+        return True
+    mismatch = describe_mismatch(meta_network.state_dict(), file_state)
+    if mismatch is None:
+        experiment.network_from += f', fits {os.path.basename(experiment.checkpoint)}'
+        return True
+    _params_from_checkpoint(experiment, file_state, f'{experiment.checkpoint} does not fit '
+                                                    f'{experiment.network.describe()} (from '
+                                                    f'{experiment.network.source}): {mismatch}')
+    return False
 
 
 def add_costs(experiment, size, args):
     if experiment.network is None:
-        experiment.cost_note = 'network unknown'
+        file_state = _checkpoint_state(experiment) if experiment.checkpoint else None
+        if file_state is None:
+            experiment.cost_note = 'network unknown'
+        else:
+            _params_from_checkpoint(experiment, file_state, 'no log or option file names the network')
         return
     try:
         meta_network = build_on_meta(experiment.network)
+        if not _check_against_checkpoint(experiment, meta_network):
+            return
         experiment.params = count_parameters(meta_network)
         experiment.macs, _ = count_macs(experiment.network, *size, network=meta_network)
         if args.latency:
@@ -127,14 +209,14 @@ def markdown_table(experiments, size, args):
     metrics = metric_columns(experiments)
     size_text = f'{size[0]}x{size[1]}'
     columns = (['Experiment', 'Dataset'] + metrics +
-               ['Validation', 'Params (M)', f'GMACs @{size_text}', f'Latency @{size_text} (ms)'])
+               ['Validation', 'Network from', 'Params (M)', f'GMACs @{size_text}', f'Latency @{size_text} (ms)'])
     lines = ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns)]
 
     def cost_cells(experiment):
         params = '–' if experiment.params is None else f'{experiment.params / 1e6:.2f}'
         macs = '–' if experiment.macs is None else format_gmacs(experiment.macs)
         latency = '–' if experiment.latency_ms is None else f'{experiment.latency_ms:.1f}'
-        return [params, macs, latency]
+        return [experiment.network_from, params, macs, latency]
 
     for experiment in experiments:
         if not experiment.validations:
@@ -150,6 +232,7 @@ def markdown_table(experiments, size, args):
                          ' |')
     notes = [f'- {e.name}: no validation results in {e.folder} ({len(e.logs)} log file(s))'
              for e in experiments if not e.validations]
+    notes += [f'- {e.name}: {note}' for e in experiments for note in e.network_notes]
     notes += [f'- {e.name}: {e.cost_note}' for e in experiments if e.cost_note]
     text = '\n'.join(lines) + '\n'
     text += ('\nMetrics as logged by BasicSR (mean over the test set). GMACs: torch.utils.flop_counter FLOPs / 2 '

@@ -29,28 +29,47 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Dict, List, Optional
 
+# "<time stamp> INFO: <message>", the start of every log record; other lines continue the last one.
 RECORD = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) [A-Z]+: ?(.*)$')
 VALIDATION = re.compile(r'^Validation (.+?)\s*$')
 METRIC = re.compile(r'^\s*# ([^:\s]+): (\S+)')
-PROGRESS = re.compile(r'^\[.*?\]\[epoch:\s*\d+, iter:\s*([\d,]+),')
+# BasicSR's MessageLogger: "[name..][epoch:  3, iter:   1,200, lr:(2.0e-04,)] [eta: 0:01:47, time (data): 0.533
+# (0.005)] l_pix: 1.6e-01 l_total: 1.6e-01"
+PROGRESS = re.compile(r'^\[.*?\]\[epoch:\s*\d+, iter:\s*([\d,]+), lr:\(([^,)]*)')
+ETA = re.compile(r'\[eta: ([^,]+), ')
 TIMES = re.compile(r'time \(data\): ([\d.]+) \(([\d.]+)\)')
+LOSS = re.compile(r'\b(l_\w+): (\S+)')
 AVG_TIMER_SEGMENT = 201  # basicsr.utils.AvgTimer(window=200) restarts its average after 201 records
 
 
 @dataclass
 class Validation:
+    """One validation block: its dataset, metrics and the iteration it followed (None in test logs)."""
     dataset: str
     metrics: Dict[str, float]
-    iteration: Optional[int] = None  # None in test logs
+    iteration: Optional[int] = None
 
 
 @dataclass
 class Progress:
-    """One progress line: its time stamp (s), iteration and running-average step/data times."""
-    time: float
+    """One progress line: iteration, learning rate, BasicSR's ETA for the run ('H:MM:SS'),
+    running-average step and data times, losses, and the line's time stamp (s)."""
     iteration: int
+    learning_rate: Optional[float] = None
+    eta: Optional[str] = None
     step_average: Optional[float] = None
     data_average: Optional[float] = None
+    losses: Dict[str, float] = field(default_factory=dict)
+    time: Optional[float] = None
+
+    @property
+    def seconds_per_iter(self):
+        return self.step_average
+
+    @property
+    def loss(self):
+        """The total loss (``l_total``, else ``l_pix``), if logged."""
+        return self.losses.get('l_total', self.losses.get('l_pix'))
 
 
 @dataclass
@@ -100,24 +119,60 @@ def _float(text):
         return None
 
 
-def parse_log_text(text, path='<log>'):
-    """ParsedLog of one BasicSR log's text."""
-    parsed = ParsedLog(path)
-    records = []  # (time stamp, first line message, continuation lines)
-    for line in text.splitlines():
+def parse_progress(message, stamp=None):
+    """``Progress`` from a log record's message, or None if it is not a progress line."""
+    match = PROGRESS.match(message)
+    if not match:
+        return None
+    progress = Progress(int(match.group(1).replace(',', '')), _float(match.group(2)))
+    if stamp is not None:
+        progress.time = datetime.strptime(stamp, '%Y-%m-%d %H:%M:%S,%f').timestamp()
+    eta = ETA.search(message)
+    if eta:
+        progress.eta = eta.group(1)
+    times = TIMES.search(message)
+    if times:
+        progress.step_average, progress.data_average = float(times.group(1)), float(times.group(2))
+    for name, value in LOSS.findall(message):
+        if _float(value) is not None:
+            progress.losses[name] = _float(value)
+    return progress
+
+
+class LogReader:
+    """Reads a BasicSR log (or the trainer's console output) line by line, as it is
+    written, and turns it into events in order: ``on_progress(Progress)``,
+    ``on_validation(Validation)`` and ``on_options(dict)`` for the option dump. One reader
+    for finished log files (``parse_log_text``) and for a run being followed
+    (``training_process``)."""
+
+    def __init__(self, on_progress=None, on_validation=None, on_options=None):
+        self.on_progress, self.on_validation, self.on_options = on_progress, on_validation, on_options
+        self.iteration = None
+        self._record = None  # (message, continuation lines) of the record being read
+
+    def feed(self, line):
+        line = line.rstrip('\n')
         match = RECORD.match(line)
         if match:
-            records.append((match.group(1), match.group(2), []))
-        elif records:
-            records[-1][2].append(line)
-    iteration = None
-    for stamp, message, continuation in records:
-        progress = PROGRESS.match(message)
-        if progress:
-            iteration = int(progress.group(1).replace(',', ''))
-            times = TIMES.search(message)
-            parsed.progress.append(Progress(datetime.strptime(stamp, '%Y-%m-%d %H:%M:%S,%f').timestamp(), iteration,
-                                            *(float(value) for value in (times.groups() if times else ()))))
+            self._finish_record()
+            progress = parse_progress(match.group(2), match.group(1))
+            if progress is not None:
+                self.iteration = progress.iteration
+                if self.on_progress:
+                    self.on_progress(progress)
+            self._record = (match.group(2), [])
+        elif self._record is not None:
+            self._record[1].append(line)
+
+    def close(self):
+        self._finish_record()
+
+    def _finish_record(self):
+        if self._record is None:
+            return
+        message, continuation = self._record
+        self._record = None
         validation = VALIDATION.match(message)
         if validation:
             metrics = {}
@@ -125,16 +180,35 @@ def parse_log_text(text, path='<log>'):
                 metric = METRIC.match(line)
                 if metric and _float(metric.group(2)) is not None:
                     metrics[metric.group(1)] = _float(metric.group(2))
-            if metrics:
-                parsed.validations.append(Validation(validation.group(1), metrics, iteration))
-        elif parsed.options is None and any(line.startswith('  network_g:[') for line in continuation):
-            parsed.options = parse_option_dump(continuation)
+            if metrics and self.on_validation:
+                self.on_validation(Validation(validation.group(1), metrics, self.iteration))
+        elif self.on_options and any(line.startswith('  network_g:[') for line in continuation):
+            self.on_options(parse_option_dump(continuation))
+
+
+def parse_log_lines(lines, path='<log>'):
+    """ParsedLog of one BasicSR log's lines (any iterable: a file is read as it streams)."""
+    parsed = ParsedLog(path)
+
+    def keep_first_options(options):
+        if parsed.options is None:
+            parsed.options = options
+
+    reader = LogReader(parsed.progress.append, parsed.validations.append, keep_first_options)
+    for line in lines:
+        reader.feed(line)
+    reader.close()
     return parsed
+
+
+def parse_log_text(text, path='<log>'):
+    """ParsedLog of one BasicSR log's text."""
+    return parse_log_lines(text.splitlines(), path)
 
 
 def parse_log_file(path):
     with open(path, errors='replace') as f:
-        return parse_log_text(f.read(), path)
+        return parse_log_lines(f, path)
 
 
 def find_logs(folder):

@@ -23,11 +23,8 @@ Used by ``scripts/benchmark.py`` and ``scripts/compare.py``. What each number me
   Elsewhere it is not measured.
 """
 import contextlib
-import copy
 import ctypes
 import gc
-import importlib
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -36,35 +33,13 @@ from typing import List, Optional
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from basicsr_sgenet.archs.arch_util import final_image
 from basicsr_sgenet.integration.errors import InferenceError, first_line
-from basicsr_sgenet.inference.backends import ONNX_BACKENDS
+from basicsr_sgenet.inference.sizes import parse_size  # noqa: F401  (the tools' --size/--sizes)
+from basicsr_sgenet.inference.backends import BENCHMARK_MODES as BACKENDS, benchmark_backend  # noqa: F401
 from basicsr_sgenet.inference.network import build_network
-from basicsr_sgenet.inference.runtime import prepare_network
-from basicsr_sgenet.integration.precision import autocast, cpu_capability, precision_problem
+from basicsr_sgenet.integration.precision import cpu_capability, precision_problem
 
 MIB = 2**20
-
-
-def cpu_model_name():
-    """The CPU's model name as /proc/cpuinfo gives it (else what ``platform`` knows): every
-    measurement the docs record names the machine it ran on."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            return next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
-def parse_size(text, argument='--size'):
-    """'HEIGHTxWIDTH' -> (height, width), or InferenceError naming ``argument``."""
-    try:
-        height, width = (int(part) for part in text.lower().split('x'))
-    except ValueError:
-        raise InferenceError(f'{argument}: {text!r} is not HEIGHTxWIDTH (e.g. 720x1280)') from None
-    if height < 1 or width < 1:
-        raise InferenceError(f'{argument}: {text!r} must be positive')
-    return height, width
 
 
 def format_gmacs(macs):
@@ -152,26 +127,6 @@ def _release_free_heap():
         ctypes.CDLL('libc.so.6').malloc_trim(0)
 
 
-def _cpu_peak_mib(run_once):
-    try:
-        _release_free_heap()
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')  # reset VmHWM (peak RSS) to the current RSS
-        before = _resident_kib('VmRSS')
-        run_once()
-        return (_resident_kib('VmHWM') - before) / 1024
-    except OSError:
-        return None
-
-
-def _cuda_peak_mib(run_once, device):
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats(device)
-    run_once()
-    _synchronize(device)
-    return torch.cuda.max_memory_allocated(device) / MIB
-
-
 @dataclass
 class Timing:
     latencies_s: List[float]
@@ -188,83 +143,40 @@ class Timing:
 
 def measure_latency(network, device, height, width, precision='fp32', channels_last=False, compile_network=False,
                     warmup=2, repeats=5):
-    """Time ``repeats`` synchronised forward passes after ``warmup`` untimed ones, then
-    measure peak memory on one more pass. ``network`` is a fresh module (any device)."""
-    network = prepare_network(network, device, channels_last, compile_network)
-    x = torch.rand(1, 3, height, width, device=device)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-
-    def run_once():
-        with torch.inference_mode(), autocast(device, precision):
-            return final_image(network(x))
-
-    for _ in range(warmup):
-        run_once()
-    latencies = []
-    for _ in range(repeats):
-        _synchronize(device)
-        start = time.perf_counter()
-        run_once()
-        _synchronize(device)
-        latencies.append(time.perf_counter() - start)
-    if device.type == 'cuda':
-        peak = _cuda_peak_mib(run_once, device)
-    else:
-        peak = _cpu_peak_mib(run_once)
-    return Timing(latencies, peak)
+    """Time ``repeats`` synchronised forward passes of a random 1x3xHxW image after
+    ``warmup`` untimed ones, with the peak memory of the last; ``network`` is a fresh
+    module (any device). The benchmark's measurement (``interleaved_timings``) for one
+    configuration."""
+    mode = 'compiled' if compile_network else 'channels_last' if channels_last else 'eager'
+    runner = prepare_runner(network, precision, mode, device)
+    image = torch.rand(1, 3, height, width, device=device)
+    timings, _ = interleaved_timings({mode: runner}, lambda run: lambda: run(image), device, warmup, repeats)
+    return timings[mode]
 
 
 # ----------------------------------------------------------------------------- backends
-# One forward pass can run in several ways; the benchmark times them side by side.
-# PyTorch: eager (contiguous), channels_last, compiled (torch.compile, contiguous).
-# onnxruntime / openvino: the network exported to ONNX (export.export_to_onnx), fp32 in
-# ONNX Runtime; OpenVINO's CPU plugin in f32 or bf16 (its inference precision hint).
-BACKENDS = ('eager', 'channels_last', 'compiled', 'onnxruntime', 'openvino')
+# One forward pass can run in several ways; the benchmark times them side by side. The ways
+# ("modes": eager, channels_last, compiled, onnxruntime, openvino) come from the backend
+# registry (inference/backends/), each backend running its own.
 
 
-def configuration_problem(precision, backend, device):
-    """Why ``precision`` x ``backend`` is not run on ``device`` (a sentence for the
-    table), or None. A missing optional package counts as a reason, not an error."""
-    if backend in ONNX_BACKENDS:
-        if device.type != 'cpu':
-            return f'{backend} is benchmarked on the CPU only'
-        if backend == 'onnxruntime' and precision != 'fp32':
-            return 'ONNX Runtime runs the exported model in fp32 only'
-        try:
-            importlib.import_module(backend)  # the module is named as the backend
-            importlib.import_module('onnx')  # the export needs it too
-        except ImportError:
-            return f'{backend} not installed (pip install -e ".[onnx]"' + \
-                (', pip install openvino)' if backend == 'openvino' else ')')
+def configuration_problem(precision, mode, device):
+    """Why ``precision`` x ``mode`` is not run on ``device`` (a sentence for the table),
+    or None. A missing optional package counts as a reason, not an error."""
+    problem = benchmark_backend(mode).benchmark_problem(mode, precision, device)
+    if problem:
+        return problem
     problem = precision_problem(precision, device)
     if problem and precision == 'bf16' and device.type == 'cpu':
         return f'skipped: this CPU has no native bf16 ({cpu_capability()})'
     return problem
 
 
-def prepare_runner(network, precision, backend, device, onnx_path=None, threads=0):
+def prepare_runner(network, precision, mode, device, onnx_path=None, threads=0):
     """A function (1, 3, h, w) float32 tensor -> restored image (any device), running
-    ``network`` (eval, fp32, weights loaded) the ``backend`` way, or the ONNX file
-    ``onnx_path`` (exported from the same network) for onnxruntime/openvino."""
-    if backend in ONNX_BACKENDS:
-        from basicsr_sgenet.inference.onnx_backend import OnnxRuntimeRestorer, OpenVinoRestorer
-        if backend == 'onnxruntime':
-            return OnnxRuntimeRestorer(onnx_path, threads=threads).forward
-        return OpenVinoRestorer(onnx_path, precision, threads=threads).forward
-    channels_last = backend == 'channels_last'
-    if backend != 'eager':
-        network = copy.deepcopy(network)  # Module.to(memory_format) and compile act in place on the module
-    prepared = prepare_network(network, device, channels_last, compile_network=backend == 'compiled')
-
-    def run(x):
-        x = x.to(device)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), autocast(device, precision):
-            return final_image(prepared(x))
-
-    return run
+    ``network`` (eval, fp32, weights loaded) in ``mode``, or the ONNX file ``onnx_path``
+    (exported from the same network) for the modes of backends that take a model."""
+    return benchmark_backend(mode).benchmark_runner(mode, network, precision, device, onnx_path, threads)
 
 
 def interleaved_timings(runners, run_once_for, device, warmup=1, repeats=3, on_progress=None):

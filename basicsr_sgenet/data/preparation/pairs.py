@@ -1,4 +1,5 @@
-"""Finding blur/sharp image pairs in the GoPro and HIDE folder layouts.
+"""Finding blur/sharp image pairs in the GoPro and HIDE folder layouts, and in the
+list files RealBlur and RSBlur define their splits with.
 
 Scanning only looks at names: it never opens an image (``images.py`` does that). Each
 pair gets the key it will have in the prepared dataset; keys must be usable as LMDB keys
@@ -16,6 +17,10 @@ IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 GOPRO_LAYOUT = '<root>/train|test/<sequence>/{blur,blur_gamma,sharp}/*.png'
 HIDE_LAYOUT = '<root>/test/{test-close-ups,test-long-shot}/*.png with the sharp images in <root>/GT/ (same names)'
 HIDE_SUBSETS = ('test-close-ups', 'test-long-shot')
+REALBLUR_LAYOUT = ('<root>/RealBlur-{J,R}_..._itensity_ref/<scene>/{gt,blur}/*.png with the list files '
+                   'RealBlur_{J,R}_{train,test}_list.txt (lines "<gt path> <blur path>", relative to <root>)')
+RSBLUR_LAYOUT = ('<root>/RSBlur/<day>/<scene>/{gt/gt_sharp.png,real_blur/real_blur.png} with the list files '
+                 'RSBlur_real_{train,val,test}.txt (lines "<gt path> <blur path>", relative to <root>)')
 
 # ASCII letters, digits, '_', '-' only: no '.', no spaces (meta_info.txt), ASCII (LMDB keys).
 _VALID_KEY = re.compile(r'^[A-Za-z0-9_\-]+$')
@@ -133,3 +138,59 @@ def unused_hide_ground_truth(root, pairs):
     """GT images that no scanned pair uses (worth a note: a subset may be missing)."""
     used = {os.path.basename(pair.sharp_path) for pair in pairs}
     return [name for name in list_images(os.path.join(root, 'GT')) if name not in used]
+
+
+def _read_list_lines(list_path, layout):
+    if not os.path.isfile(list_path):
+        raise PreparationError(f'List file {list_path} does not exist (expected layout: {layout}).')
+    try:
+        with open(list_path, encoding='utf-8') as f:
+            return f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise PreparationError(f'Cannot read list file {list_path}: {getattr(err, "strerror", None) or err}.') from None
+
+
+def scan_list_file(root, list_path, key_of, layout):
+    """Pairs a list file names: each non-empty line ``<sharp path> <blur path>``, both
+    relative to ``root`` (RealBlur's and RSBlur's format). ``key_of(sharp path as
+    written)`` gives each pair's key. Raises naming the list file, line and image."""
+    _require_folder(root, 'Dataset root', layout)
+    lines = [(number, line.split()) for number, line in enumerate(_read_list_lines(list_path, layout), 1)
+             if line.strip()]
+    if not lines:
+        raise PreparationError(f'List file {list_path} names no images (expected lines "<gt path> <blur path>").')
+    malformed = [f'{list_path}, line {number}: expected "<gt path> <blur path>", got "{" ".join(fields)}"'
+                 for number, fields in lines if len(fields) != 2 or any(os.path.isabs(p) for p in fields)]
+    raise_if_problems(malformed, f'List file {list_path} has malformed lines')
+    # A first folder that is not there means --input points at the wrong place: say that once.
+    top = lines[0][1][0].replace('\\', '/').split('/')[0]
+    if not os.path.isdir(os.path.join(root, top)):
+        raise PreparationError(f'{os.path.join(root, top)}, which {list_path} names, does not exist: --input must be '
+                               f'the folder holding {top} (expected layout: {layout}).')
+    pairs, missing = [], []
+    for number, (sharp, blur) in lines:
+        sharp_path, blur_path = os.path.join(root, sharp), os.path.join(root, blur)
+        missing += [f'{path} (named in {list_path}, line {number}) does not exist'
+                    for path in (blur_path, sharp_path) if not os.path.isfile(path)]
+        pairs.append(ImagePair(key_of(sharp), blur_path, sharp_path))
+    raise_if_problems(missing, f'Some images named in {list_path} are missing')
+    check_keys(pairs)
+    return sorted(pairs, key=lambda pair: pair.key)
+
+
+def _path_parts(path):
+    return [part for part in path.replace('\\', '/').split('/') if part]
+
+
+def realblur_key(sharp_path):
+    """``.../scene230/gt/gt_7.png`` -> ``scene230_7``: the name RealBlur's own evaluation
+    script expects of a restored image (``<scene>_<index>.png``)."""
+    parts = _path_parts(sharp_path)
+    stem = os.path.splitext(parts[-1])[0]
+    return f'{parts[-3] if len(parts) >= 3 else ""}_{stem[3:] if stem.startswith("gt_") else stem}'.lstrip('_')
+
+
+def rsblur_key(sharp_path):
+    """``RSBlur/0001/000022/gt/gt_sharp.png`` -> ``0001_000022`` (day and scene)."""
+    parts = _path_parts(sharp_path)
+    return '_'.join(parts[-4:-2]) if len(parts) >= 4 else os.path.splitext(parts[-1])[0]

@@ -1,4 +1,4 @@
-"""GoPro and HIDE preparation end to end: scan, check what exists, decode-check every
+"""GoPro, HIDE, RealBlur and RSBlur preparation end to end: scan, check what exists, decode-check every
 image, then write. Nothing is written until every input has been checked."""
 import contextlib
 import ctypes
@@ -12,8 +12,9 @@ from tqdm import tqdm
 from basicsr_sgenet.data.preparation.images import check_pairs
 from basicsr_sgenet.data.preparation.outputs import (UnitPlan, build_unit, leftovers, remove_leftovers,
                                                      unit_state)
-from basicsr_sgenet.data.preparation.pairs import (HIDE_SUBSETS, check_keys, raise_if_problems, scan_gopro_split,
-                                                   scan_hide_subset, unused_hide_ground_truth)
+from basicsr_sgenet.data.preparation.pairs import (HIDE_SUBSETS, REALBLUR_LAYOUT, RSBLUR_LAYOUT, check_keys,
+                                                   raise_if_problems, realblur_key, rsblur_key, scan_gopro_split,
+                                                   scan_hide_subset, scan_list_file, unused_hide_ground_truth)
 from basicsr_sgenet.data.preparation.subimages import SubimageGrid
 from basicsr_sgenet.integration.errors import PreparationError
 from basicsr_sgenet.integration.output_folders import output_folder_problem
@@ -21,6 +22,16 @@ from basicsr_sgenet.integration.output_folders import output_folder_problem
 GOPRO_SPLITS = ('train', 'test')
 DEFAULT_GOPRO_OUTPUT = os.path.join('datasets', 'GoPro')
 DEFAULT_HIDE_OUTPUT = os.path.join('datasets', 'HIDE')
+# RealBlur: the authors' folder per variant and their list files (RealBlur.tar.gz holds both).
+REALBLUR_VARIANTS = {'J': 'RealBlur-J_ECC_IMCORR_centroid_itensity_ref',
+                     'R': 'RealBlur-R_BM3D_ECC_IMCORR_centroid_itensity_ref'}
+REALBLUR_SPLITS = ('train', 'test')
+REALBLUR_LIST = 'RealBlur_{variant}_{split}_list.txt'
+DEFAULT_REALBLUR_OUTPUT = 'datasets'  # units: datasets/RealBlur_J/test/, ...
+# RSBlur: real blurred images and their sharp ones, split by rimchang/RSBlur's datalist/RSBlur/.
+RSBLUR_SPLITS = ('train', 'val', 'test')
+RSBLUR_LIST = 'RSBlur_real_{split}.txt'
+DEFAULT_RSBLUR_OUTPUT = os.path.join('datasets', 'RSBlur')
 # 512/256 keeps every 256x256 training crop position reachable (see subimages.py) and
 # cuts a 720x1280 frame into 2 x 4 sub-images.
 DEFAULT_GRID = SubimageGrid(crop_size=512, step=256, thresh_size=0)
@@ -194,3 +205,52 @@ def prepare_hide(input_root, output_root=DEFAULT_HIDE_OUTPUT, subsets=HIDE_SUBSE
     if separate_subsets:
         plans += [plan(subset, pairs, [subset]) for subset, pairs in subset_pairs.items()]
     return run_plans(plans, workers, overwrite, progress, log)
+
+
+def _check_choice(values, allowed, what):
+    unknown = [value for value in values if value not in allowed]
+    if unknown or not values:
+        raise PreparationError(f'{what} must be among {", ".join(allowed)}, got {", ".join(values) or "none"}.')
+
+
+def prepare_from_lists(dataset, input_root, list_dir, units, key_of, layout, grid, fmt, compress_level, workers,
+                       overwrite, progress, log):
+    """Datasets whose splits are list files (RealBlur, RSBlur): ``units`` are
+    (output path, list file name, settings); training units (settings['split'] 'train')
+    are cut by ``grid`` (None: full frames). Every list is scanned before anything is built."""
+    list_dir = input_root if list_dir is None else list_dir
+    plans = []
+    for path, list_name, settings in units:
+        unit_grid = grid if settings['split'] == 'train' else None
+        pairs = scan_list_file(input_root, os.path.join(list_dir, list_name), key_of, layout)
+        settings = {'dataset': dataset, **settings, 'list': list_name, 'format': fmt,
+                    'subimages': None if unit_grid is None else vars(unit_grid).copy()}
+        plans.append(UnitPlan(path, pairs, settings, fmt, unit_grid, compress_level, os.path.abspath(input_root)))
+    return run_plans(plans, workers, overwrite, progress, log)
+
+
+def prepare_realblur(input_root, output_root=DEFAULT_REALBLUR_OUTPUT, variants=tuple(REALBLUR_VARIANTS),
+                     splits=REALBLUR_SPLITS, list_dir=None, grid=None, fmt='lmdb', compress_level=1, workers=None,
+                     overwrite=False, progress=None, log=print):
+    """RealBlur-J/-R to ``<output_root>/RealBlur_<J|R>/<split>/``, the pairs and splits
+    of the authors' ``RealBlur_<J|R>_<split>_list.txt`` (in ``list_dir``, default the
+    input root). Keys: ``<scene>_<index>``, the names RealBlur's evaluation script expects."""
+    _check_choice(variants, tuple(REALBLUR_VARIANTS), 'variants')
+    _check_choice(splits, REALBLUR_SPLITS, 'splits')
+    units = [(os.path.join(output_root, f'RealBlur_{variant}', split),
+              REALBLUR_LIST.format(variant=variant, split=split), {'variant': variant, 'split': split})
+             for variant in variants for split in splits]
+    return prepare_from_lists('RealBlur', input_root, list_dir, units, realblur_key, REALBLUR_LAYOUT, grid, fmt,
+                              compress_level, workers, overwrite, progress, log)
+
+
+def prepare_rsblur(input_root, output_root=DEFAULT_RSBLUR_OUTPUT, splits=RSBLUR_SPLITS, list_dir=None,
+                   grid=DEFAULT_GRID, fmt='lmdb', compress_level=1, workers=None, overwrite=False, progress=None,
+                   log=print):
+    """RSBlur's real blurred pairs to ``<output_root>/<split>/``, split by the authors'
+    ``RSBlur_real_<split>.txt`` (in ``list_dir``, default the input root). Keys:
+    ``<day>_<scene>``; training frames cut by ``grid`` (None: full frames)."""
+    _check_choice(splits, RSBLUR_SPLITS, 'splits')
+    units = [(os.path.join(output_root, split), RSBLUR_LIST.format(split=split), {'split': split}) for split in splits]
+    return prepare_from_lists('RSBlur', input_root, list_dir, units, rsblur_key, RSBLUR_LAYOUT, grid, fmt,
+                              compress_level, workers, overwrite, progress, log)

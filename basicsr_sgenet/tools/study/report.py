@@ -8,6 +8,8 @@ import statistics
 from collections import OrderedDict
 
 from basicsr_sgenet.integration.errors import StudyError
+from basicsr_sgenet.tools.clock import format_clock
+from basicsr_sgenet.tools.machine import describe_machine
 from basicsr_sgenet.tools.study.json_files import read_json, write_json
 
 
@@ -40,7 +42,7 @@ def collect_result(run, train_seconds):
 
 def network_costs(study, runs):
     """{variant: (parameters, MACs)} for one forward pass at ``study.macs_size``."""
-    from basicsr_sgenet.inference.network import NetworkSpec
+    from basicsr_sgenet.inference.network import spec_from_options
     from basicsr_sgenet.tools.profiling import build_on_meta, count_macs, count_parameters
 
     costs = {}
@@ -48,8 +50,7 @@ def network_costs(study, runs):
     for run in runs:
         if run.variant in costs:
             continue
-        kwargs = dict(run.options['network_g'])
-        spec = NetworkSpec(kwargs.pop('type'), kwargs, source=study.path)
+        spec = spec_from_options(run.options, study.path)
         network = build_on_meta(spec)
         costs[run.variant] = (count_parameters(network), count_macs(spec, height, width, network=network)[0])
     return costs
@@ -103,17 +104,6 @@ def curves(results, metric):
 
 # ----------------------------------------------------------------------------- the report
 
-def describe_machine():
-    """One line: CPU model and cores (and GPU if any), torch threads and version."""
-    import torch
-
-    from basicsr_sgenet.tools.profiling import cpu_model_name
-    text = f'{cpu_model_name()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} torch threads)'
-    if torch.cuda.is_available():
-        text += f', GPU {torch.cuda.get_device_name(0)}'
-    return text
-
-
 def _format(value, digits):
     return f'{value:.{digits}f}'
 
@@ -126,12 +116,6 @@ def _cell(mean_std, digits):
 
 def _digits(metric):
     return 2 if 'psnr' in metric.lower() else 4
-
-
-def _clock(seconds):
-    seconds = int(round(seconds))
-    return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}' if seconds >= 3600 else \
-        f'{seconds // 60}:{seconds % 60:02d}'
 
 
 def psnr_metric(metric_names):
@@ -169,7 +153,7 @@ def render_table(study, variants, results_by_variant, costs, reference, metric_n
                          else '')
             cells.append(str(len(results)))
         seconds = [result['train_seconds'] for result in results]
-        cells += [f'{params / 1e6:.3f}M', format_gmacs(macs), _clock(statistics.mean(seconds)) if seconds else '']
+        cells += [f'{params / 1e6:.3f}M', format_gmacs(macs), format_clock(statistics.mean(seconds)) if seconds else '']
         lines.append('| ' + ' | '.join([variant] + cells) + ' |')
     blurred = [_format(reference[name], _digits(name)) if name in reference else '' for name in metric_names]
     lines.append('| ' + ' | '.join(['(blurred input)'] + blurred + [''] * 6) + ' |')
@@ -229,7 +213,7 @@ def write_report(study, output, runs, costs, reference, log=print):
         f'- study file: `{os.path.relpath(study.path)}`',
         f'- budget: {study.budget.iters} iterations per run, validated every {study.budget.val_every}; '
         f'seeds {", ".join(map(str, study.seeds))}',
-        f'- finished runs: {len(finished)} of {len(runs)}; training time {_clock(total_seconds)} in all '
+        f'- finished runs: {len(finished)} of {len(runs)}; training time {format_clock(total_seconds)} in all '
         '(validation included)',
         f'- machine: {describe_machine()}',
         f'- written {datetime.datetime.now().strftime("%Y-%m-%d %H:%M")}', '',

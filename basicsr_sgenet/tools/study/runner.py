@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from basicsr_sgenet.integration.errors import OptionError, PreparationError, StudyError
 from basicsr_sgenet.integration.options import apply_overrides, read_option_file, write_option_file
 from basicsr_sgenet.integration.output_folders import output_folder_problem
+from basicsr_sgenet.tools.clock import format_clock
 from basicsr_sgenet.tools.study.json_files import read_json, write_json
 from basicsr_sgenet.tools.study.spec import Budget, SyntheticData
 from basicsr_sgenet.tools.training_budget import stretch_schedule
@@ -292,7 +293,7 @@ class StudyRunner:
         collected = collect_result(run, state['seconds'])
         write_json(run.result_path, collected)
         final = '  '.join(f'{name} {value:.4g}' for name, value in collected['final'].items())
-        self.log(f'{prefix} done in {_clock(state["seconds"])}: {final}')
+        self.log(f'{prefix} done in {format_clock(state["seconds"])}: {final}')
 
     def _progress_text(self, progress, started):
         total = self.study.budget.iters
@@ -303,15 +304,11 @@ class StudyRunner:
         done_here = max(progress.iteration, 1)
         per_iter = progress.seconds_per_iter or elapsed / done_here
         run_left = max(total - progress.iteration, 0) * per_iter
-        text += f'  run ETA {_clock(run_left)}'
+        text += f'  run ETA {format_clock(run_left)}'
         if self._remaining_runs > 1:
             # After a whole run, its wall time (start-up and validations included) is the better guess.
             per_run = sum(self._run_seconds) / len(self._run_seconds) if self._run_seconds else total * per_iter
             study_left = run_left + (self._remaining_runs - 1) * per_run
-            text += f'  study ETA {_clock(study_left)}'
+            text += f'  study ETA {format_clock(study_left)}'
         return text
 
-
-def _clock(seconds):
-    seconds = int(round(seconds))
-    return f'{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}'
