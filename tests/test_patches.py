@@ -20,7 +20,7 @@ from basicsr_sgenet.integration.patches import split_total_batch_size
 from basicsr_sgenet.integration.resume import load_state_file
 
 from conftest import run_python
-from tiny_experiment import TINY_SGENET
+from tiny_experiment import TINY_SGENET, training_options, write_options, write_pairs
 
 NO_CUDA = not torch.cuda.is_available()
 
@@ -340,8 +340,8 @@ def test_option_file_backend_is_honoured_and_nccl_without_gpus_is_refused(torchr
 def test_launcher_pytorch_without_torchrun_is_one_line(tmp_path, monkeypatch, capsys):
     for name in patches.TORCHRUN_ENV:
         monkeypatch.delenv(name, raising=False)
-    yml = tmp_path / 'o.yml'
-    yml.write_text('name: x\nmodel_type: SGENetModel\nnetwork_g: {type: SGENet}\n')
+    write_pairs(tmp_path / 'data', count=2, size=40)  # a complete option file: the launcher is what is wrong
+    yml = write_options(tmp_path / 'o.yml', training_options(tmp_path / 'data', 'x', total_iter=2, validate=False))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr('sys.argv', ['train.py'])
     with pytest.raises(SystemExit) as exit_:

@@ -57,6 +57,19 @@ class OutputFolderError(UserError, OSError):
     """An output folder that cannot be created or written; found before any work starts."""
 
 
+class WriteError(UserError, OSError):
+    """A file a run could not write (full disk, no permission, read-only file system),
+    found while writing; nothing truncated is left under the file's name."""
+
+    @classmethod
+    def from_os_error(cls, err, path=None, what='file'):
+        """The one line for ``err`` (an OSError) while writing ``path``."""
+        path = path or getattr(err, 'filename', None) or '(unknown file)'
+        reason = getattr(err, 'strerror', None) or first_line(err)
+        return cls(f'cannot write the {what} {path}: {reason}; nothing truncated was left under its name '
+                   '(free disk space or fix the permissions, then run again).')
+
+
 class StudyError(UserError, RuntimeError):
     """A study file, or a run of a study, that cannot be used or failed."""
 

@@ -18,6 +18,14 @@ no resume on a CPU-only machine                the CPU
 even if it or its weights are truncated        weights are complete (``resume.py``)
 a kill during ``torch.save`` leaves a          write a temporary file, fsync, rename
 truncated checkpoint under the final name
+a failed checkpoint or state save (full        the first failed write stops the run with
+disk) is retried, then "Just ignore it": the   one error line naming the file
+run ends with status 0 and no checkpoint
+``imwrite`` (validation/test images) writes    encode, write a temporary file, rename; a
+in place: a full disk or Ctrl-C leaves a       failed write is one line naming the image
+truncated PNG; its error names no file
+a failed log write prints a logging            the run stops with one line naming the log
+traceback and the run goes on without a log
 ``init_dist``: ``set_device(rank % 0)`` and    gloo and no device selection without CUDA;
 nccl on a CPU-only machine; ``dist_params``    ``dist_params.backend`` / ``timeout_minutes``
 ignored outside slurm, the timeout under       passed to ``install``, the timeout under
@@ -33,6 +41,9 @@ no way to keep a recipe's batch when the       ``datasets.train.total_batch_size
 number of GPUs changes                         over the processes of the run
 ``python -m basicsr.train`` writes its         under the current directory instead, as the
 folders inside site-packages                   plugin's entry points do
+the stock scripts archive ``experiments/      the plugin's pre-flight (``options.check_run``)
+<name>`` before any check (a ``name`` that is   runs on the parsed options first
+a path renames an unrelated folder)
 ``ordered_yaml()`` (BasicSR's option file       a safe loader (``safe_yaml``): standard tags
 reader) builds any Python object a tag names:  only, any other tag is one error line naming
 ``!!python/object/apply:os.system`` runs       the file and line; the stock scripts print
@@ -46,8 +57,7 @@ import os
 import sys
 import types
 
-from basicsr_sgenet.integration.errors import (CheckpointMismatchError, DependencyError, LaunchError, OptionError,
-                                               UserError, print_uncaught_briefly)
+from basicsr_sgenet.integration.errors import (CheckpointMismatchError, DependencyError, LaunchError, UserError, WriteError, print_uncaught_briefly)
 from basicsr_sgenet.integration.atomic_files import atomic_write
 
 # BasicSR's own functions that ``install`` replaced, by name: every install wraps these
@@ -155,20 +165,71 @@ def _resume_with_option_file_schedule(resume_training):
 
 # ----------------------------------------------------------------------------- checkpoints
 
+class _KeepWriteError:
+    """A file object that remembers the OSError of a failed write: torch.save reports a
+    full disk as a RuntimeError of its zip writer ("unexpected pos ...")."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data):
+        try:
+            return self.file.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
 def atomic_torch_save(obj, f, *args, **kwargs):
-    """``torch.save`` that never leaves a half-written file under the final name."""
+    """``torch.save`` that never leaves a half-written file under the final name; a failed
+    write (full disk, no permission) raises the OSError, whatever torch made of it."""
     import torch
     if not isinstance(f, (str, os.PathLike)):
         return torch.save(obj, f, *args, **kwargs)
     with atomic_write(f) as tmp:
-        torch.save(obj, tmp, *args, **kwargs)
+        file = _KeepWriteError(tmp)
+        try:
+            torch.save(obj, file, *args, **kwargs)
+        except Exception:
+            if file.error is not None:
+                raise file.error from None
+            raise
+
+
+class _FatalSave(BaseException):
+    """Carries a WriteError through BasicSR's save retry loop, which catches every
+    Exception, warns "Just ignore it" and lets the run end with status 0 and no checkpoint."""
+
+
+def _save_or_stop(obj, f, *args, **kwargs):
+    try:
+        atomic_torch_save(obj, f, *args, **kwargs)
+    except OSError as err:
+        what = 'training state' if os.fspath(f).endswith('.state') else 'checkpoint'
+        raise _FatalSave(WriteError.from_os_error(err, os.fspath(f), what)) from None
+
+
+def _fatal_save(save):
+    """``BaseModel.save_network`` / ``save_training_state`` whose failed write stops the run."""
+
+    @functools.wraps(save)
+    def wrapper(*args, **kwargs):
+        try:
+            return save(*args, **kwargs)
+        except _FatalSave as fatal:
+            raise fatal.args[0] from None
+
+    return wrapper
 
 
 class _TorchWithAtomicSave(types.ModuleType):
     """Stands in for ``torch`` inside ``basicsr.models.base_model`` only, whose
     ``save_network`` / ``save_training_state`` call ``torch.save(obj, final_path)``."""
 
-    save = staticmethod(atomic_torch_save)
+    save = staticmethod(_save_or_stop)
 
     def __getattr__(self, name):
         import torch
@@ -203,6 +264,79 @@ def _load_any_checkpoint(load_network):
         net.load_state_dict(state, strict=strict)
 
     return wrapper
+
+
+# ----------------------------------------------------------------------------- images and logs
+
+def atomic_imwrite(img, file_path, params=None, auto_mkdir=True):
+    """BasicSR's ``imwrite`` (validation and test images) through a temporary file: a full
+    disk or a Ctrl-C never leaves a truncated PNG under its final name, and a failed write
+    is a WriteError naming the image (BasicSR: "Failed in writing images.", no name)."""
+    import cv2
+    try:
+        if auto_mkdir:
+            os.makedirs(os.path.abspath(os.path.dirname(file_path)), exist_ok=True)
+        ok, encoded = cv2.imencode(os.path.splitext(file_path)[1] or '.png', img, params or [])
+        if not ok:
+            raise IOError(f'Failed in encoding the image {file_path}.')
+        with atomic_write(file_path, durable=False) as f:
+            f.write(encoded.tobytes())
+    except OSError as err:
+        raise WriteError.from_os_error(err, getattr(err, 'filename', None) or file_path, 'image') from None
+
+
+def _fatal_file_handler(file_handler_class):
+    """logging.FileHandler whose failed writes stop the run: the standard one prints a
+    "--- Logging error ---" traceback and goes on, so a full disk loses the log silently."""
+
+    class FatalFileHandler(file_handler_class):
+
+        def __init__(self, filename, *args, **kwargs):
+            try:
+                super().__init__(filename, *args, **kwargs)
+            except OSError as err:
+                raise WriteError.from_os_error(err, filename, 'log') from None
+
+        failed = False
+
+        def handleError(self, record):  # noqa: N802 -- logging's name
+            err = sys.exc_info()[1]
+            if isinstance(err, OSError) and not self.failed:
+                self.failed = True
+                raise WriteError.from_os_error(err, self.baseFilename, 'log') from None
+            super().handleError(record)
+
+        def close(self):
+            try:
+                super().close()  # flushes what is buffered: fails again after a failed write
+            except OSError as err:
+                if not self.failed:
+                    self.failed = True
+                    raise WriteError.from_os_error(err, self.baseFilename, 'log') from None
+
+    return FatalFileHandler
+
+
+class _LoggingWithFatalFileHandler(types.ModuleType):
+    """Stands in for ``logging`` inside ``basicsr.utils.logger`` only, whose
+    get_root_logger makes the run's log file with ``logging.FileHandler``."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        import logging
+        self.FileHandler = _fatal_file_handler(logging.FileHandler)
+
+    def __getattr__(self, name):
+        import logging
+        return getattr(logging, name)
+
+
+def _install_imwrite():
+    """Replace BasicSR's imwrite wherever a loaded BasicSR module imported it by name."""
+    for name, module in list(sys.modules.items()):
+        if (name == 'basicsr' or name.startswith('basicsr.')) and getattr(module, 'imwrite', None) is \
+                UPSTREAM['imwrite']:
+            module.imwrite = atomic_imwrite
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -364,14 +498,25 @@ def _parse_stock_options(script, parse_options, root_path, is_train):
             replacement._sgenet_patch = True
             setattr(script, name, replacement)
     if os.path.basename(os.path.normpath(root_path)) not in ('site-packages', 'dist-packages'):
-        return parse_options(root_path, is_train)  # a BasicSR checkout: its root, as BasicSR intends
+        opt, args = parse_options(root_path, is_train)  # a BasicSR checkout: its root, as BasicSR intends
+        return _checked_before_writing(opt, args, root_path, is_train), args
     root = os.getcwd()
     print(f'basicsr-sgenet: BasicSR is installed in {root_path}; writing experiments/, results/ and tb_logger/ '
           f'under the current directory {root} instead.', flush=True)
     opt, args = parse_options(root, is_train)
-    opt = _PinnedRootOptions(opt)
+    opt = _PinnedRootOptions(_checked_before_writing(opt, args, root, is_train))
     opt['root_path'] = root
     return opt, args
+
+
+def _checked_before_writing(opt, args, root, is_train):
+    """The plugin's pre-flight (integration/options.py) on the options BasicSR parsed, for
+    the stock scripts: after parsing, before BasicSR creates or archives any folder."""
+    from basicsr_sgenet.integration import options
+    from basicsr_sgenet.integration.option_keys import warn_unknown_keys
+    warn_unknown_keys(opt, args.opt, lambda line: print(line, file=sys.stderr, flush=True))
+    options.check_run(opt, args.opt, root, is_train, auto_resume=args.auto_resume)
+    return opt
 
 
 # ----------------------------------------------------------------------------- option files
@@ -392,6 +537,8 @@ def _safe_ordered_yaml(ordered_yaml):
 def _remember_upstream():
     import basicsr.models.base_model as base_model_module
     import basicsr.train
+    import basicsr.utils.img_util
+    import basicsr.utils.logger
     import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
 
@@ -402,7 +549,9 @@ def _remember_upstream():
             init_dist=basicsr.utils.options.init_dist, parse_options=basicsr.utils.options.parse_options,
             ordered_yaml=basicsr.utils.options.ordered_yaml,
             model_to_device=BaseModel.model_to_device, load_network=BaseModel.load_network,
-            resume_training=BaseModel.resume_training, base_model_torch=base_model_module.torch)
+            resume_training=BaseModel.resume_training, base_model_torch=base_model_module.torch,
+            save_network=BaseModel.save_network, save_training_state=BaseModel.save_training_state,
+            imwrite=basicsr.utils.img_util.imwrite, logger_logging=basicsr.utils.logger.logging)
 
 
 def install(dist_backend=None, dist_timeout_minutes=None):
@@ -418,6 +567,7 @@ def install(dist_backend=None, dist_timeout_minutes=None):
     """
     import basicsr.models.base_model as base_model_module
     import basicsr.train
+    import basicsr.utils.logger
     import basicsr.utils.options
     from basicsr.models.base_model import BaseModel
 
@@ -433,3 +583,7 @@ def install(dist_backend=None, dist_timeout_minutes=None):
     BaseModel.load_network = _load_any_checkpoint(UPSTREAM['load_network'])
     BaseModel.resume_training = _resume_with_option_file_schedule(UPSTREAM['resume_training'])
     base_model_module.torch = _TorchWithAtomicSave('torch')
+    BaseModel.save_network = _fatal_save(UPSTREAM['save_network'])
+    BaseModel.save_training_state = _fatal_save(UPSTREAM['save_training_state'])
+    _install_imwrite()
+    basicsr.utils.logger.logging = _LoggingWithFatalFileHandler('logging')

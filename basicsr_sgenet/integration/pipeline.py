@@ -1,12 +1,16 @@
 """What ``train.py`` and ``test.py`` share: check the option file, install the plugin's
 patches with its settings, and hand over to BasicSR's pipeline from the current
 directory (so ``experiments/``, ``results/`` and ``tb_logger/`` land where the user is).
-A mistake the user can fix ends as one ``error:`` line and exit status 2."""
+A mistake the user can fix ends as one ``error:`` line and exit status 2, and so does a
+fault while the run writes (full disk, no permission: ``WriteError``); Ctrl-C is one line
+and exit status 130. Every file the run writes takes its name only when complete."""
 import argparse
+import errno
 import os
 import sys
 
-from basicsr_sgenet.integration.errors import OutputFolderError, exit_on_user_error
+from basicsr_sgenet.integration.errors import (NOTHING_HALF_WRITTEN, Interrupted, OutputFolderError, UserError,
+                                               WriteError, exit_on_user_error)
 
 
 def _options_flags(argv):
@@ -15,6 +19,8 @@ def _options_flags(argv):
     parser.add_argument('-opt')
     parser.add_argument('--force_yml', nargs='+', default=None)
     parser.add_argument('--launcher', default='none')
+    parser.add_argument('--auto_resume', action='store_true')
+    parser.add_argument('--debug', action='store_true')
     return parser.parse_known_args(argv)[0]
 
 
@@ -56,18 +62,25 @@ def prepare_run(pipeline_name, argv):
     folders before anything is created, then install the patches with its ``dist_params``.
     Returns the arguments to hand to BasicSR."""
     from basicsr_sgenet.integration import batches, options, patches
+    from basicsr_sgenet.integration.option_keys import warn_unknown_keys
     flags = _options_flags(argv)
     opt = {}
     if flags.opt:  # without -opt, BasicSR's own argument parser says what is missing
+        is_train = pipeline_name == 'train'
         opt = options.apply_force_yml(options.read_option_file(flags.opt), flags.force_yml)
-        options.check_options(opt, flags.opt, is_train=pipeline_name == 'train')
+        warn_unknown_keys(opt, flags.opt, lambda line: print(line, file=sys.stderr, flush=True))
+        options.check_options(opt, flags.opt, is_train=is_train)
         argv = one_gpu_unless_asked(opt, argv, flags.launcher)
-        if pipeline_name == 'train':
+        if is_train:
             try:
                 batches.check_batches(opt, *batches.run_layout(opt, flags.launcher))
             except options.OptionError as err:
                 raise options.OptionError(f'Option file {flags.opt}: {err}') from None
         check_output_folders(pipeline_name, os.getcwd())
+        name = opt.get('name')
+        if flags.debug and isinstance(name, str) and not name.startswith('debug'):
+            opt = dict(opt, name=f'debug_{name}')  # BasicSR's --debug renames the run
+        options.check_run(opt, flags.opt, os.getcwd(), is_train, auto_resume=flags.auto_resume)
     dist_params = opt.get('dist_params') or {}
     patches.install(dist_backend=dist_params.get('backend'), dist_timeout_minutes=dist_params.get('timeout_minutes'))
     return argv
@@ -82,4 +95,28 @@ def run_pipeline(pipeline_name, argv=None):
     else:
         from basicsr.test import test_pipeline as pipeline
     sys.argv = [sys.argv[0]] + argv  # BasicSR's parse_options reads sys.argv
-    exit_on_user_error(pipeline, os.getcwd())
+    exit_on_user_error(_run_reporting_faults, pipeline, pipeline_name)
+
+
+# What a run left when it stopped early, by pipeline.
+LEFT_BEHIND = {'train': 'every checkpoint and training state saved so far is complete (continue with --auto_resume); '
+                        + NOTHING_HALF_WRITTEN,
+               'test': 'the images and log written so far are complete; ' + NOTHING_HALF_WRITTEN}
+
+
+def _run_reporting_faults(pipeline, pipeline_name):
+    """Run the pipeline; a write that fails (full disk, no permission) anywhere in BasicSR
+    becomes a WriteError naming the file, Ctrl-C an Interrupted saying what is on disk."""
+    try:
+        pipeline(os.getcwd())
+    except KeyboardInterrupt:
+        raise Interrupted(LEFT_BEHIND[pipeline_name]) from None
+    except UserError:
+        raise
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        raise WriteError.from_os_error(err) from None
+
+
+WRITE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS}

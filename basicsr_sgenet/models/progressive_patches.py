@@ -24,6 +24,10 @@ from basicsr_sgenet.integration.errors import OptionError
 class ProgressivePatches:
     """Args: iters, gt_sizes, mini_batch_sizes (lists of positive ints of one length)."""
 
+    # The keys of ``train.progressive``: the constructor's, plus the whole run's batches
+    # that ``from_options`` splits over the processes.
+    OPTION_KEYS = ('iters', 'gt_sizes', 'mini_batch_sizes', 'total_mini_batch_sizes')
+
     def __init__(self, iters, gt_sizes, mini_batch_sizes):
         self.iters, self.gt_sizes, self.mini_batch_sizes = list(iters), list(gt_sizes), list(mini_batch_sizes)
         self.ends = [sum(self.iters[:i + 1]) for i in range(len(self.iters))]
