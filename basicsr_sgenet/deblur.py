@@ -42,6 +42,7 @@ from basicsr_sgenet.inference.network import (  # noqa: E402
 from basicsr_sgenet.inference.runtime import resolve_device  # noqa: E402
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles, tile_overlap_warning  # noqa: E402
 from basicsr_sgenet.output_folders import remove_if_empty  # noqa: E402
+from basicsr_sgenet.weights import fetch_weights, is_url  # noqa: E402
 
 
 def build_parser():
@@ -56,7 +57,8 @@ def build_parser():
     existing.add_argument('--skip-existing', action='store_true',
                           help='keep files in the output folder that have the name of a result and skip their '
                           'inputs (to finish an interrupted run)')
-    parser.add_argument('--weights', help='trained weights (.pth): a BasicSR checkpoint or a bare state dict')
+    parser.add_argument('--weights', help='trained weights (.pth): a BasicSR checkpoint or a bare state dict; a '
+                        'file or an https:// URL (downloaded once; optional #sha256=<hex> pin)')
     parser.add_argument('--param-key', help='checkpoint entry to load (default: params_ema, else params)')
     parser.add_argument('--opt', help='BasicSR option file whose network_g (and path.pretrain_network_g) to use')
     parser.add_argument('--arch', default=None, help='registered arch name (default SGENet)')
@@ -94,8 +96,10 @@ def network_spec_from_args(args):
     spec.param_key = args.param_key or spec.param_key
     if not spec.weights:
         raise InferenceError('No weights given: pass --weights, or an --opt whose path.pretrain_network_g is set')
-    if not os.path.isfile(spec.weights):
-        origin = '--weights' if args.weights else f'path.pretrain_network_g in {args.opt}'
+    origin = '--weights' if args.weights else f'path.pretrain_network_g in {args.opt}'
+    if is_url(spec.weights):
+        fetch_weights(spec.weights, progress=not getattr(args, 'quiet', False))  # downloaded (once) now, so a bad URL stops the run before any work
+    elif not os.path.isfile(spec.weights):
         raise InferenceError(f'Weights file {spec.weights} does not exist (from {origin})')
     return spec
 

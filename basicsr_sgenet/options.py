@@ -292,7 +292,16 @@ def _weights_file_problem(path):
 
 
 def _check_paths_and_dist(opt, where):
+    from basicsr_sgenet.errors import InferenceError
+    from basicsr_sgenet.weights import fetch_weights, is_url
     for key, value in (opt.get('path') or {}).items():
+        if value and 'pretrain_network' in key and is_url(value):
+            # Downloaded (once) now, so an unreachable URL or a wrong pin stops the run before BasicSR starts.
+            try:
+                path = fetch_weights(value)
+            except InferenceError as err:
+                raise OptionError(f'{where}: path.{key}: {err}.') from None
+            value = path
         if value and ('pretrain_network' in key or key == 'resume_state'):
             path = os.path.expanduser(str(value))
             if not os.path.isfile(path):
