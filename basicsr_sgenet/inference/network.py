@@ -80,6 +80,16 @@ def build_network(spec):
         raise InferenceError(f'Cannot build {spec.describe()} (from {spec.source}): {err}') from None
 
 
+def plugin_archs():
+    """Names of the archs this plugin registers (its deblurring networks), sorted: found in
+    the registry by the module that defines them, so a new ``archs/*_arch.py`` joins
+    every list built from this (torch.hub's entry points, the web page's choices)."""
+    import basicsr_sgenet  # noqa: F401  (plugin archs registered)
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    return sorted(name for name, cls in ARCH_REGISTRY if cls.__module__.startswith('basicsr_sgenet.archs.'))
+
+
 def size_multiple(network):
     """The size grid the network computes on: SGENet's ``size_multiple`` (2 ** number
     of downsamplings), SwinIR's ``window_size``, else 1."""
