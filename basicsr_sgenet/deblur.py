@@ -155,15 +155,22 @@ def deblur_files(args):
     return 0
 
 
-def restore_image(restorer, image, args, multiple):
-    """Deblur one LoadedImage, with a per-tile progress bar when tiled; running out of
-    memory becomes an error that says how to avoid it."""
+def restore_image(restorer, image, args, multiple, on_tile=None):
+    """Deblur one LoadedImage, with a per-tile progress bar when tiled (and ``on_tile()``
+    called after each tile: the web page's progress); running out of memory becomes an
+    error that says how to avoid it."""
     height, width = image.rgb.shape[:2]
     tiles = count_tiles(height, width, args.tile, args.tile_overlap, multiple) if args.tile else 1
     try:
         with tqdm(total=tiles, desc=os.path.basename(image.path), unit='tile', leave=False,
                   disable=args.quiet or tiles == 1) as tiles_bar:
-            return restorer.restore(image.rgb, args.tile, args.tile_overlap, multiple, tiles_bar.update)
+
+            def tile_done():
+                tiles_bar.update()
+                if on_tile:
+                    on_tile()
+
+            return restorer.restore(image.rgb, args.tile, args.tile_overlap, multiple, tile_done)
     except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError too
         if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in str(err):
             raise

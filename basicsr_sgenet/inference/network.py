@@ -81,13 +81,16 @@ def build_network(spec):
 
 
 def plugin_archs():
-    """Names of the archs this plugin registers (its deblurring networks), sorted: found in
-    the registry by the module that defines them, so a new ``archs/*_arch.py`` joins
-    every list built from this (torch.hub's entry points, the web page's choices)."""
+    """Names of the networks this plugin registers (its deblurring archs), sorted: found in
+    the registry by the module that defines them, ``basicsr_sgenet/archs/*_arch.py``, so a
+    new arch file joins every list built from this (torch.hub's entry points, the web
+    page's choices). Registered building blocks (SGENet's RDM, CEM, CSAM in
+    ``sgenet_blocks.py``) are not networks and are left out."""
     import basicsr_sgenet  # noqa: F401  (plugin archs registered)
     from basicsr.utils.registry import ARCH_REGISTRY
 
-    return sorted(name for name, cls in ARCH_REGISTRY if cls.__module__.startswith('basicsr_sgenet.archs.'))
+    return sorted(name for name, cls in ARCH_REGISTRY
+                  if cls.__module__.startswith('basicsr_sgenet.archs.') and cls.__module__.endswith('_arch'))
 
 
 def size_multiple(network):
