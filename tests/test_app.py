@@ -140,6 +140,19 @@ def test_bad_input_is_a_message_and_the_rest_still_runs(files, cli_outputs, tmp_
     assert 'Error' in status and '--device cuda:7' in status
 
 
+def test_restorers_are_reused_until_the_weights_file_changes(files, tmp_path):
+    restorers = session.Restorers()
+    weights = tmp_path / 'w.pth'
+    shutil.copy(files['NAFNet'], weights)
+    model = session.parse_models(model_line('NAFNet', weights))[0]
+    args = session.cli_arguments(model, session.Settings(device='cpu'), files['photo'], str(tmp_path))
+    first = restorers.get(args)[1]
+    assert restorers.get(args)[1] is first
+    torch.save({'params': tiny_network('NAFNet', seed=1).state_dict()}, weights)  # retrained
+    os.utime(weights, ns=(1, 1))  # a different time, however coarse the file system's clock
+    assert restorers.get(args)[1] is not first
+
+
 def unescaped(markdown):
     """The text of the page's status Markdown (messages are escaped so they show as they are)."""
     return re.sub(r'\\(.)', r'\1', markdown)

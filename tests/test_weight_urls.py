@@ -175,3 +175,11 @@ def test_benchmark_stops_on_a_bad_weights_url_before_any_work(tmp_path, served, 
                              '--device', 'cpu'])
     assert status == 2
     assert one_error_line(capsys) == f'error: Cannot download weights from {missing}: HTTP 404 File not found'
+
+
+def test_export_stops_on_a_bad_weights_url_before_any_work(tmp_path, served, capsys):
+    from basicsr_sgenet import export
+    missing = served.url('missing.pth')
+    status = export.main(['--arch-args', TINY_SGENET_JSON, '--weights', missing, '-o', str(tmp_path / 'x.onnx')])
+    assert status == 2 and not (tmp_path / 'x.onnx').exists()
+    assert one_error_line(capsys) == f'error: Cannot download weights from {missing}: HTTP 404 File not found'

@@ -29,6 +29,7 @@ from basicsr_sgenet.inference.backends import build_restorer, plan_from_args
 from basicsr_sgenet.inference.image_io import output_path_for, read_image, write_image
 from basicsr_sgenet.inference.runtime import resolve_device
 from basicsr_sgenet.inference.tiling import check_tile_settings, count_tiles
+from basicsr_sgenet.weights import fetch_weights
 
 OPTION_FILE_EXTENSIONS = ('.yml', '.yaml')
 LOGGER = logging.getLogger(__name__)
@@ -121,12 +122,16 @@ class Restorers:
 
     def get(self, args):
         """(Plan, restorer, size multiple) for the CLI arguments ``args``, as the CLI builds them."""
-        key = (args.opt, args.arch, args.arch_args, args.weights, args.param_key, args.device, args.precision)
+        plan = plan_from_args(args, resolve_device(args.device))
+        spec = deblur.network_spec_from_args(args)  # reads an option file, fetches a URL (once)
+        # A weights file replaced since (a training run's net_g_latest.pth) is loaded again.
+        weights = fetch_weights(spec.weights, progress=False)
+        stat = os.stat(weights)
+        key = (spec.arch, json.dumps(spec.kwargs, sort_keys=True), os.path.abspath(weights), stat.st_mtime_ns,
+               stat.st_size, spec.param_key, plan.describe())
         if key in self._built:
             self._built.move_to_end(key)
             return self._built[key]
-        plan = plan_from_args(args, resolve_device(args.device))
-        spec = deblur.network_spec_from_args(args)
         restorer, multiple = build_restorer(plan, spec)
         self._built[key] = (plan, restorer, multiple)
         while len(self._built) > self.keep:
