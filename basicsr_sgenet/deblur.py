@@ -98,7 +98,8 @@ def network_spec_from_args(args):
         raise InferenceError('No weights given: pass --weights, or an --opt whose path.pretrain_network_g is set')
     origin = '--weights' if args.weights else f'path.pretrain_network_g in {args.opt}'
     if is_url(spec.weights):
-        fetch_weights(spec.weights, progress=not getattr(args, 'quiet', False))  # downloaded (once) now, so a bad URL stops the run before any work
+        # downloaded (once) now, so a bad URL stops the run before any work
+        fetch_weights(spec.weights, progress=not getattr(args, 'quiet', False))
     elif not os.path.isfile(spec.weights):
         raise InferenceError(f'Weights file {spec.weights} does not exist (from {origin})')
     return spec

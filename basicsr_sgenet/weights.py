@@ -148,8 +148,8 @@ def _is_state_dict(value):
 
 
 def read_state_dict(path, param_key=None, prefer=None):
-    """The state dict stored in ``path`` (a file or URL, see ``fetch_weights``) and the key it was found under (None: the file
-    is a bare state dict).
+    """The state dict stored in ``path`` (a file or URL, see ``fetch_weights``) and the key
+    it was found under (None: the file is a bare state dict).
 
     Args:
         param_key (str | None): the entry to load; an error if the file lacks it.

@@ -135,7 +135,8 @@ def test_bad_input_is_a_message_and_the_rest_still_runs(files, cli_outputs, tmp_
     # garbage everywhere: still one message, never an exception
     assert page.deblur(None, '', None, None, None, None) == ('Drop one or more images first.', '', [])
     status, html, downloads = page.deblur([files['photo']], 'NAFNet {oops', 'auto', 'auto', 0, 64)
-    assert unescaped(status).startswith('**Error** — Model line 1 (NAFNet {oops): the arch arguments are not valid JSON')
+    assert unescaped(status).startswith('**Error** — Model line 1 (NAFNet {oops): the arch arguments are not valid '
+                                        'JSON')
     status, _, _ = page.deblur([files['photo']], model_line('NAFNet', files['NAFNet']), 'cuda:7', 'auto', 0, 64)
     assert 'Error' in status and '--device cuda:7' in status
 

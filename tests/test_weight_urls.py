@@ -13,7 +13,7 @@ import pytest
 import torch
 from basicsr.models.base_model import BaseModel
 from basicsr.utils.registry import ARCH_REGISTRY
-from conftest import free_port
+from conftest import REPO_ROOT, free_port, run_python
 
 from basicsr_sgenet import benchmark, deblur
 from basicsr_sgenet.errors import InferenceError, OptionError
@@ -183,3 +183,24 @@ def test_export_stops_on_a_bad_weights_url_before_any_work(tmp_path, served, cap
     status = export.main(['--arch-args', TINY_SGENET_JSON, '--weights', missing, '-o', str(tmp_path / 'x.onnx')])
     assert status == 2 and not (tmp_path / 'x.onnx').exists()
     assert one_error_line(capsys) == f'error: Cannot download weights from {missing}: HTTP 404 File not found'
+
+
+def test_training_through_basicsr_starts_from_a_url(tmp_path, served):
+    """sgenet-train with path.pretrain_network_g a URL: fetched by the option check, loaded
+    by BasicSR's load_network (the plugin's), from the cache shared with the child."""
+    from tiny_experiment import TINY_SGENET as TRAINING_SGENET
+    from tiny_experiment import training_options, write_options, write_pairs
+    torch.manual_seed(3)
+    kwargs = {key: value for key, value in TRAINING_SGENET.items() if key != 'type'}
+    start = ARCH_REGISTRY.get('SGENet')(**kwargs).state_dict()
+    torch.save({'params': start}, served.folder / 'start.pth')
+    write_pairs(tmp_path / 'data', count=2, size=40)
+    opt = training_options(tmp_path / 'data', 'from_url', total_iter=1, checkpoint_every=1, validate=False)
+    opt['path']['pretrain_network_g'] = served.url('start.pth') + '#sha256=' + sha256_of(served.folder / 'start.pth')
+    yml = write_options(tmp_path / 'from_url.yml', opt)
+    result = run_python([os.path.join(REPO_ROOT, 'basicsr_sgenet', 'train.py'), '-opt', str(yml)], cwd=tmp_path,
+                        TORCH_HOME=os.environ['TORCH_HOME'])
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = next((tmp_path / 'experiments' / 'from_url').glob('train_from_url_*.log')).read_text()
+    assert f'Loading SGENet model from {served.url("start.pth")}' in log
+    assert served.requests == {'/start.pth': 1}  # the option check downloaded it, BasicSR read the cache

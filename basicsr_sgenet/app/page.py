@@ -253,7 +253,8 @@ def build(work_dir, models_text=''):
             with gr.Column(scale=2):
                 models = gr.Textbox(value=models_text, label='Models', lines=3, elem_id='sgenet-models',
                                     info=MODELS_HELP.format(archs=', '.join(plugin_archs())),
-                                    placeholder='NAFNet {"width": 32} weights/nafnet.pth\noptions/test_SGENet_GoPro.yml')
+                                    placeholder='NAFNet {"width": 32} weights/nafnet.pth\n'
+                                    'options/test_SGENet_GoPro.yml')
                 with gr.Row():
                     device = gr.Dropdown(device_choices(), value='auto', label='Device', elem_id='sgenet-device')
                     precision = gr.Dropdown(list(PRECISION_CHOICES), value='auto', label='Precision',
