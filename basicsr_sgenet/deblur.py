@@ -96,11 +96,11 @@ def network_spec_from_args(args):
     spec.param_key = args.param_key or spec.param_key
     if not spec.weights:
         raise InferenceError('No weights given: pass --weights, or an --opt whose path.pretrain_network_g is set')
-    origin = '--weights' if args.weights else f'path.pretrain_network_g in {args.opt}'
     if is_url(spec.weights):
         # downloaded (once) now, so a bad URL stops the run before any work
         fetch_weights(spec.weights, progress=not getattr(args, 'quiet', False))
     elif not os.path.isfile(spec.weights):
+        origin = '--weights' if args.weights else f'path.pretrain_network_g in {args.opt}'
         raise InferenceError(f'Weights file {spec.weights} does not exist (from {origin})')
     return spec
 

@@ -9,7 +9,7 @@ otherwise end in a traceback after hundreds of log lines.
 import copy
 import os
 
-from basicsr_sgenet.errors import OptionError, first_line
+from basicsr_sgenet.errors import InferenceError, OptionError, first_line
 
 
 def read_option_file(path):
@@ -292,7 +292,6 @@ def _weights_file_problem(path):
 
 
 def _check_paths_and_dist(opt, where):
-    from basicsr_sgenet.errors import InferenceError
     from basicsr_sgenet.weights import fetch_weights, is_url
     for key, value in (opt.get('path') or {}).items():
         if value and 'pretrain_network' in key and is_url(value):
