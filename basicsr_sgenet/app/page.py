@@ -6,6 +6,7 @@ splits together, so models are compared on the same pixels. Under each view: the
 its time and device, and a link to the result file (the deblur CLI's file: same bit
 depth, grayscale and alpha). Runs are in ``session.py``.
 """
+import atexit
 import html
 import os
 import re
@@ -274,6 +275,7 @@ def serve(host='127.0.0.1', port=7860, models_text='', block=True):
     """Build the page and serve it; returns (blocks, work_dir). ``block=False`` returns
     while serving (tests); the caller then closes ``blocks`` and removes ``work_dir``."""
     work_dir = tempfile.mkdtemp(prefix='sgenet-app-')
+    atexit.register(shutil.rmtree, work_dir, ignore_errors=True)  # also when the caller forgets
     blocks = build(work_dir, models_text)
     blocks.queue(default_concurrency_limit=1)  # one run at a time: the machine's cores are shared by all runs
     try:
