@@ -41,6 +41,8 @@ def read_version():
 
 ONNX_REQUIREMENTS = ['onnx>=1.16', 'onnxruntime>=1.17']
 OPENVINO_REQUIREMENTS = ['onnx>=1.16', 'openvino>=2024.0']
+# The web page (python -m basicsr_sgenet.app): Gradio 6 (launch() takes the page's css/head).
+APP_REQUIREMENTS = ['gradio>=6.0']
 
 setup(
     name='basicsr-sgenet',
@@ -73,19 +75,24 @@ setup(
     # onnx: ONNX export (python -m basicsr_sgenet.export) and the deblur CLI's ONNX Runtime
     # backend; openvino: its OpenVINO backend (the fastest CPU path measured). Optional, so
     # a plain install stays PyTorch + BasicSR only; the tests cover both, so the test extra
-    # brings them too. plots: the figures of studies, compare.py and benchmark.py (each is
-    # skipped with a message without it).
+    # brings them too. app: the web page (python -m basicsr_sgenet.app). plots: the figures of
+    # studies, compare.py and benchmark.py (each is skipped with a message without it).
     extras_require={
         'onnx': ONNX_REQUIREMENTS,
         'openvino': OPENVINO_REQUIREMENTS,
         'plots': ['matplotlib'],
-        'test': ['pytest>=7', 'matplotlib'] + ONNX_REQUIREMENTS + OPENVINO_REQUIREMENTS[1:],
+        'app': APP_REQUIREMENTS,
+        # selenium drives the headless Chromium of the page's browser tests (Debian's chromium and
+        # chromium-driver packages, which .ci/run installs; the tests skip without them).
+        'test': ['pytest>=7', 'matplotlib', 'selenium>=4.10'] + ONNX_REQUIREMENTS + OPENVINO_REQUIREMENTS[1:] +
+        APP_REQUIREMENTS,
     },
     entry_points={
         'console_scripts': [
             'sgenet-train=basicsr_sgenet.train:main',
             'sgenet-test=basicsr_sgenet.test:main',
             'sgenet-deblur=basicsr_sgenet.deblur:main',
+            'sgenet-app=basicsr_sgenet.app.__main__:main',
         ],
     },
     classifiers=[

@@ -60,7 +60,8 @@ def build_parser():
     existing.add_argument('--skip-existing', action='store_true',
                           help='keep files in the output folder that have the name of a result and skip their '
                           'inputs (to finish an interrupted run)')
-    parser.add_argument('--weights', help='trained weights (.pth): a BasicSR checkpoint or a bare state dict')
+    parser.add_argument('--weights', help='trained weights (.pth): a BasicSR checkpoint or a bare state dict; a '
+                        'file or an https:// URL (downloaded once; optional #sha256=<hex> pin)')
     parser.add_argument('--param-key', help='checkpoint entry to load (default: params_ema, else params)')
     parser.add_argument('--opt', help='BasicSR option file whose network_g (and path.pretrain_network_g) to use')
     parser.add_argument('--arch', default=None, help='registered arch name (default SGENet)')
@@ -145,9 +146,10 @@ def deblur_files(args):
     return 0
 
 
-def restore_image(restorer, image, args, multiple):
-    """Deblur one LoadedImage, with a per-tile progress bar when tiled; running out of
-    memory becomes an error that says how to avoid it."""
+def restore_image(restorer, image, args, multiple, on_tile=None):
+    """Deblur one LoadedImage, with a per-tile progress bar when tiled (and ``on_tile()``
+    called after each tile: the web page's progress); running out of memory becomes an
+    error that says how to avoid it."""
     height, width = image.rgb.shape[:2]
     tile = tile_for_image(height, width, args.tile, getattr(args, 'pixel_budget', None))
     if tile and not args.tile and not args.quiet:
@@ -158,7 +160,13 @@ def restore_image(restorer, image, args, multiple):
     try:
         with tqdm(total=tiles, desc=os.path.basename(image.path), unit='tile', leave=False,
                   disable=args.quiet or tiles == 1) as tiles_bar:
-            return restorer.restore(image.rgb, tile, args.tile_overlap, multiple, tiles_bar.update)
+
+            def tile_done():
+                tiles_bar.update()
+                if on_tile:
+                    on_tile()
+
+            return restorer.restore(image.rgb, tile, args.tile_overlap, multiple, tile_done)
     except RuntimeError as err:  # torch.OutOfMemoryError is a RuntimeError too
         where = f'{tile}x{tile} tiles' if tile else 'the whole image at once'
         if is_index_limit_error(err):

@@ -54,7 +54,8 @@ def build_parser():
                                      description='Export a network to ONNX (dynamic batch/height/width), checked '
                                      'against PyTorch with ONNX Runtime.')
     parser.add_argument('-o', '--output', required=True, help='the .onnx file to write')
-    parser.add_argument('--weights', help='trained weights (.pth): a BasicSR checkpoint or a bare state dict')
+    parser.add_argument('--weights', help='trained weights (.pth): a BasicSR checkpoint or a bare state dict; a '
+                        'file or an https:// URL (downloaded once; optional #sha256=<hex> pin)')
     parser.add_argument('--param-key', help='checkpoint entry to load (default: params_ema, else params)')
     parser.add_argument('--opt', help='BasicSR option file whose network_g (and path.pretrain_network_g) to use')
     parser.add_argument('--arch', default=None, help='registered arch name (default SGENet)')
@@ -127,7 +128,7 @@ def export_cli(args):
     try:
         network = load_network(spec)
         metadata = {'arch': spec.arch, 'arch_args': json.dumps(spec.kwargs), 'size_multiple': size_multiple(network),
-                    'weights': os.path.basename(spec.weights), 'torch': torch.__version__}
+                    'weights': os.path.basename(spec.weights.partition('#')[0]), 'torch': torch.__version__}
         model = export_to_onnx(network, trace_size, args.opset, metadata)
         try:
             with open(temporary, 'wb') as f:

@@ -23,6 +23,11 @@ ALLOWED = {
 }
 
 
+# The one import across the rules: the web page runs the deblur command itself (its argument
+# parser and its per-image code), so a result from the page equals the CLI's bit for bit.
+EXCEPTIONS = {('basicsr_sgenet.app.session', 'basicsr_sgenet.deblur')}
+
+
 def layer_of(module):
     """'core', 'inference', 'tools', 'app' or 'entry' for a dotted module name in the package."""
     parts = module.split('.')[1:]
@@ -60,14 +65,15 @@ def test_every_folder_imports_only_the_layers_below_it():
         source_layer = layer_of(module)
         for target in imported_modules(path, module):
             target_layer = layer_of(target)
-            if target_layer not in ALLOWED[source_layer]:
+            if target_layer not in ALLOWED[source_layer] and (module, target) not in EXCEPTIONS:
                 wrong.append(f'{module} ({source_layer}) imports {target} ({target_layer})')
     assert not wrong, '\n'.join(wrong)
 
 
 def test_entry_modules_do_not_import_each_other():
     wrong = [f'{module} imports {target}' for path, module in package_modules()
-             for target in imported_modules(path, module) if layer_of(target) == 'entry']
+             for target in imported_modules(path, module)
+             if layer_of(target) == 'entry' and (module, target) not in EXCEPTIONS]
     assert not wrong, '\n'.join(wrong)
 
 

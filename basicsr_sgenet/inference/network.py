@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from basicsr_sgenet.integration.errors import InferenceError, OptionError
+from basicsr_sgenet.integration.weights import fetch_weights, is_url
 
 DEFAULT_ARCH = 'SGENet'
 
@@ -83,7 +84,10 @@ def network_spec_from_args(args):
     spec.param_key = args.param_key or spec.param_key
     if not spec.weights:
         raise InferenceError('No weights given: pass --weights, or an --opt whose path.pretrain_network_g is set')
-    if not os.path.isfile(spec.weights):
+    if is_url(spec.weights):
+        # downloaded (once) now, so a bad URL stops the run before any work
+        fetch_weights(spec.weights, progress=not getattr(args, 'quiet', False))
+    elif not os.path.isfile(spec.weights):
         origin = '--weights' if args.weights else f'path.pretrain_network_g in {args.opt}'
         raise InferenceError(f'Weights file {spec.weights} does not exist (from {origin})')
     return spec
@@ -107,6 +111,19 @@ def build_network(spec):
         return ARCH_REGISTRY.get(spec.arch)(**spec.kwargs)
     except (TypeError, ValueError) as err:
         raise InferenceError(f'Cannot build {spec.describe()} (from {spec.source}): {err}') from None
+
+
+def plugin_archs():
+    """Names of the networks this plugin registers (its deblurring archs), sorted: found in
+    the registry by the module that defines them, ``basicsr_sgenet/archs/*_arch.py``, so a
+    new arch file joins every list built from this (torch.hub's entry points, the web
+    page's choices). Registered building blocks (SGENet's RDM, CEM, CSAM in
+    ``sgenet_blocks.py``) are not networks and are left out."""
+    import basicsr_sgenet  # noqa: F401  (plugin archs registered)
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    return sorted(name for name, cls in ARCH_REGISTRY
+                  if cls.__module__.startswith('basicsr_sgenet.archs.') and cls.__module__.endswith('_arch'))
 
 
 def size_multiple(network):

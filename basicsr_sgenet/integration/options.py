@@ -12,7 +12,7 @@ import copy
 import os
 
 from basicsr_sgenet.integration.atomic_files import atomic_write
-from basicsr_sgenet.integration.errors import OptionError, first_line
+from basicsr_sgenet.integration.errors import InferenceError, OptionError, first_line
 
 
 def read_option_file(path):
@@ -352,7 +352,15 @@ def _weights_file_problem(path):
 
 
 def _check_paths_and_dist(opt, where):
+    from basicsr_sgenet.integration.weights import fetch_weights, is_url
     for key, value in (opt.get('path') or {}).items():
+        if value and 'pretrain_network' in key and is_url(value):
+            # Downloaded (once) now, so an unreachable URL or a wrong pin stops the run before BasicSR starts.
+            try:
+                path = fetch_weights(value)
+            except InferenceError as err:
+                raise OptionError(f'{where}: path.{key}: {err}.') from None
+            value = path
         if value and ('pretrain_network' in key or key == 'resume_state'):
             path = os.path.expanduser(str(value))
             if not os.path.isfile(path):

@@ -233,6 +233,9 @@ def run_benchmark(args):
     specs = collect_specs(args)
     if args.weights and len(specs) != 1:
         raise InferenceError('--weights needs exactly one network (one --model or --opt, no --preset)')
+    if args.weights:
+        from basicsr_sgenet.integration.weights import fetch_weights
+        fetch_weights(args.weights)  # a URL is downloaded (once) before any work; a bad one stops the run here
     pairs = read_pairs(args.psnr_on) if args.psnr_on else []
 
     rows = []
@@ -402,7 +405,8 @@ def build_parser():
     parser.add_argument('--repeats', type=int, default=5, help='timed rounds; the median is reported (default 5)')
     parser.add_argument('--threads', type=int, default=0, help='torch (and ONNX Runtime/OpenVINO) CPU threads '
                         '(default: torch default)')
-    parser.add_argument('--weights', help='trained weights for the one network benchmarked (default: random)')
+    parser.add_argument('--weights', help='trained weights for the one network benchmarked, a file or an '
+                        'https:// URL (default: random)')
     parser.add_argument('--psnr-on', metavar='BLUR_DIR:SHARP_DIR',
                         help='also report each configuration\'s PSNR on these image pairs (with --weights)')
     parser.add_argument('--macs-only', action='store_true', help='params and MACs only (no compute)')

@@ -36,6 +36,7 @@ import time
 
 import torch
 
+from basicsr_sgenet.inference.network import plugin_archs
 from basicsr_sgenet.integration.atomic_files import atomic_write
 from basicsr_sgenet.integration.errors import UserError, exit_on_user_error, first_line
 
@@ -115,15 +116,6 @@ def precision_settings(precision, device):
 
 def row_precisions(device):
     return [precision for precision in PRECISIONS if precision != 'tf32' or device.type == 'cuda']
-
-
-def plugin_archs():
-    """Every whole network this package registers from an ``archs/*_arch.py`` file (its
-    blocks, registered for option files, are left out); new archs join by registering."""
-    import basicsr_sgenet  # noqa: F401
-    from basicsr.utils.registry import ARCH_REGISTRY
-    return sorted(name for name, cls in ARCH_REGISTRY
-                  if cls.__module__.startswith('basicsr_sgenet.archs.') and cls.__module__.endswith('_arch'))
 
 
 def recipe_files():
