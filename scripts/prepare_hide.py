@@ -18,9 +18,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from basicsr_sgenet.data.preparation import (DEFAULT_HIDE_OUTPUT, FORMATS, HIDE_SUBSETS,  # noqa: E402
-                                             default_workers, prepare_hide)
-from basicsr_sgenet.integration.errors import Interrupted, exit_on_user_error  # noqa: E402
+from basicsr_sgenet.data.preparation.arguments import add_output_arguments, run_preparation  # noqa: E402
+from basicsr_sgenet.data.preparation import DEFAULT_HIDE_OUTPUT, HIDE_SUBSETS, prepare_hide  # noqa: E402
 
 
 def parse_args(argv):
@@ -32,28 +31,17 @@ def parse_args(argv):
                         help='also write test-close-ups and test-long-shot separately, for per-subset scores')
     parser.add_argument('--only', nargs='+', default=list(HIDE_SUBSETS), choices=HIDE_SUBSETS, metavar='SUBSET',
                         help=f'subsets to include ({", ".join(HIDE_SUBSETS)})')
-    parser.add_argument('--format', default='lmdb', choices=FORMATS,
-                        help="'folder': <name>/{blur,sharp}/<key>.png plus meta_info.txt, for BasicSR's disk backend")
-    parser.add_argument('--compress-level', type=int, default=1, help='PNG compression 0-9 (1: fast to decode)')
-    parser.add_argument('--workers', type=int, default=default_workers(), help='processes decoding and encoding')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='rebuild even if the output exists, replacing it when done')
+    add_output_arguments(parser)
     return parser.parse_args(argv)
 
 
-def interruptible(function, *args):
-    """``function(*args)``; Ctrl-C becomes one line saying what is left (exit status 130)."""
-    try:
-        return function(*args)
-    except KeyboardInterrupt:
-        raise Interrupted('the dataset being written was discarded; finished ones are kept (no half-written '
-                          'dataset is left under its final name)') from None
+def prepare(args):
+    prepare_hide(args.input, args.output, args.only, args.subsets, args.format, args.compress_level, args.workers,
+                 args.overwrite)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    exit_on_user_error(interruptible, prepare_hide, args.input, args.output, args.only, args.subsets, args.format,
-                       args.compress_level, args.workers, args.overwrite)
+    run_preparation(prepare, parse_args(argv), unit='dataset')
 
 
 if __name__ == '__main__':

@@ -25,10 +25,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from basicsr_sgenet.data.preparation import (DEFAULT_GRID, DEFAULT_REALBLUR_OUTPUT, FORMATS,  # noqa: E402
-                                             REALBLUR_SPLITS, REALBLUR_VARIANTS, SubimageGrid, default_workers,
+from basicsr_sgenet.data.preparation.arguments import add_output_arguments, add_subimage_arguments, run_preparation, subimage_grid  # noqa: E402
+from basicsr_sgenet.data.preparation import (DEFAULT_REALBLUR_OUTPUT, REALBLUR_SPLITS, REALBLUR_VARIANTS,  # noqa: E402
                                              prepare_realblur)
-from basicsr_sgenet.integration.errors import exit_on_user_error  # noqa: E402
 
 
 def parse_args(argv):
@@ -39,32 +38,19 @@ def parse_args(argv):
     parser.add_argument('--output', default=DEFAULT_REALBLUR_OUTPUT, help='where RealBlur_<J|R>/<split>/ go')
     parser.add_argument('--variants', nargs='+', default=list(REALBLUR_VARIANTS), choices=list(REALBLUR_VARIANTS))
     parser.add_argument('--splits', nargs='+', default=list(REALBLUR_SPLITS), choices=REALBLUR_SPLITS)
-    parser.add_argument('--crop-size', type=int, default=0,
-                        help='training sub-image size; 0 stores full training frames')
-    parser.add_argument('--step', type=int, default=DEFAULT_GRID.step, help='stride between training sub-images')
-    parser.add_argument('--thresh-size', type=int, default=DEFAULT_GRID.thresh_size,
-                        help='a leftover border up to this many pixels gets no sub-image of its own')
-    parser.add_argument('--format', default='lmdb', choices=FORMATS,
-                        help="'folder': <split>/{blur,sharp}/<key>.png plus meta_info.txt, for BasicSR's disk backend")
-    parser.add_argument('--compress-level', type=int, default=1, help='PNG compression 0-9 (1: fast to decode)')
-    parser.add_argument('--workers', type=int, default=default_workers(), help='processes decoding and encoding')
-    parser.add_argument('--overwrite', action='store_true',
-                        help='rebuild the requested splits even if they exist, replacing them when done')
+    add_subimage_arguments(parser, crop_size=0)
+    add_output_arguments(parser)
     return parser.parse_args(argv)
 
 
 def prepare(args):
-    grid = None if args.crop_size == 0 else SubimageGrid(args.crop_size, args.step, args.thresh_size)
+    grid = subimage_grid(args)
     prepare_realblur(args.input, args.output, args.variants, args.splits, args.lists, grid, args.format,
                      args.compress_level, args.workers, args.overwrite)
 
 
 def main(argv=None):
-    args = parse_args(argv)
-    try:
-        exit_on_user_error(prepare, args)
-    except KeyboardInterrupt:
-        sys.exit('Interrupted: the split being written was discarded; finished splits are kept.')
+    run_preparation(prepare, parse_args(argv))
 
 
 if __name__ == '__main__':

@@ -106,7 +106,10 @@ def test_dist_timeout_reaches_init_process_group_under_slurm(monkeypatch):
     for name, value in dict(SLURM_PROCID='3', SLURM_NTASKS='4', SLURM_NODELIST='node-[a-b]').items():
         monkeypatch.setenv(name, value)
     for name in ('MASTER_PORT', 'MASTER_ADDR', 'WORLD_SIZE', 'RANK', 'LOCAL_RANK'):
-        monkeypatch.delenv(name, raising=False)
+        # setenv first, so monkeypatch removes what init_dist will set again after the test
+        # (a leaked RANK/WORLD_SIZE would make every later run think it is one of 4 processes).
+        monkeypatch.setenv(name, '')
+        monkeypatch.delenv(name)
     try:
         patches.install(dist_timeout_minutes=120)
         # As BasicSR's parse_options calls it under slurm: with the option file's dist_params.
