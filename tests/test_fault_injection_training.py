@@ -212,11 +212,12 @@ def test_a_failed_log_write_stops_the_run(fresh_basicsr_logger, capsys):
         logger.info('lost')
 
 
-def test_train_yaml_tag(runner, weights, tmp_path):
+@pytest.mark.parametrize('entry, name', [(TRAIN, 'train.yml'), (TEST, 'test.yml')], ids=['train', 'test'])
+def test_yaml_tag(runner, weights, tmp_path, entry, name):
     ws = Workspace(tmp_path / 'ws', weights)
-    options = ws.tagged('train.yml')
+    options = ws.tagged(name)
     before = snapshot(ws.root)
-    status, _, stderr = runner.run(TRAIN + ['-opt', options], ws.root)
+    status, _, stderr = runner.run(entry + ['-opt', options], ws.root)
     assert_one_error_line(stderr, f'{options}, line 3: the tag !!python/object/apply:os.mkdir would run code')
     assert status == 2
     assert snapshot(ws.root) == before and not os.path.exists(ws.path('PWNED'))
@@ -286,16 +287,6 @@ def test_test_full_disk(runner, weights, tmp_path):
     image = line.split('cannot write the image ', 1)[1].split(': File too large', 1)[0]
     assert not os.path.exists(image), 'a truncated image under its final name'
 
-
-
-def test_test_yaml_tag(runner, weights, tmp_path):
-    ws = Workspace(tmp_path / 'ws', weights)
-    options = ws.tagged('test.yml')
-    before = snapshot(ws.root)
-    status, _, stderr = runner.run(TEST + ['-opt', options], ws.root)
-    assert_one_error_line(stderr, f'{options}, line 3: the tag !!python/object/apply:os.mkdir would run code')
-    assert status == 2
-    assert snapshot(ws.root) == before and not os.path.exists(ws.path('PWNED'))
 
 
 def test_test_over_earlier_results_archives_them_whole(runner, weights, tmp_path):
